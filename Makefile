@@ -1,0 +1,65 @@
+# IpvlanCni: `make` builds the plugin, `make test` runs every test, `make demo` shows it working, `make bench`
+# measures it against the reference plugin. Each installs what it needs first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := all
+
+DOTNET ?= dotnet
+export DOTNET_NOLOGO := 1
+export DOTNET_CLI_TELEMETRY_OPTOUT := 1
+export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
+
+PLUGIN := artifacts/cni/bin/ipvlan-cni
+APT_PACKAGES := user-mode-linux busybox-static iptables nftables containernetworking-plugins clang zlib1g-dev
+SANDBOX := tools/sandbox/run
+RESULTS := artifacts/test-results
+UNIT_TESTS := Netlink Network Cni Ipam Plugin
+
+.PHONY: all deps restore build publish test unit-test kernel-test demo bench clean
+
+all: publish
+
+# Debian packages the build, the sandbox and the comparison need; apt only runs when one is missing.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+restore:
+	$(DOTNET) restore IpvlanCni.slnx
+
+build: restore
+	$(DOTNET) build IpvlanCni.slnx --no-restore -c Release -nologo -clp:NoSummary
+
+publish: deps restore
+	$(DOTNET) publish src/IpvlanCni/IpvlanCni.csproj -c Release -r linux-x64 -nologo -o artifacts/publish
+	mkdir -p $(dir $(PLUGIN))
+	cp artifacts/publish/ipvlan-cni $(PLUGIN)
+	@echo "plugin: $(PLUGIN) ($$(stat -c %s $(PLUGIN)) bytes)"
+
+test: deps build publish
+	rm -rf $(RESULTS)
+	$(MAKE) --no-print-directory unit-test kernel-test; status=$$?; tools/test-summary $(RESULTS); exit $$status
+
+unit-test:
+	@status=0; for t in $(UNIT_TESTS); do \
+		$(DOTNET) test tests/IpvlanCni.$$t.Tests --no-build -c Release --logger "trx;LogFileName=$$t.trx" --results-directory $(RESULTS) || status=1; \
+	done; exit $$status
+
+# One sandbox boot for the whole kernel suite. The suite refuses to run outside the sandbox.
+kernel-test:
+	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) \
+		$(DOTNET) test tests/IpvlanCni.Kernel.Tests --no-build -c Release --logger "trx;LogFileName=Kernel.trx" --results-directory $(RESULTS)
+	@test -f $(RESULTS)/Kernel.trx || { echo "kernel suite did not run in the sandbox"; exit 1; }
+
+demo: deps build publish
+	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) $(DOTNET) artifacts/build/bin/IpvlanCni.Demo/release/IpvlanCni.Demo.dll
+
+bench: deps build publish
+	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) $(DOTNET) artifacts/build/bin/IpvlanCni.Bench/release/IpvlanCni.Bench.dll
+
+clean:
+	rm -rf artifacts

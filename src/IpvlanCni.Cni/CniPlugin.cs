@@ -1,0 +1,49 @@
+namespace IpvlanCni.Cni;
+
+public enum CniCommand { Add, Del, Check, Status, Gc, Version }
+
+/// <summary>One invocation, parsed from the environment and stdin by the dispatcher.</summary>
+public sealed record CniRequest
+{
+    public required CniCommand Command { get; init; }
+    /// <summary>CNI_CONTAINERID (validated; empty for STATUS/GC/VERSION).</summary>
+    public string ContainerId { get; init; } = "";
+    /// <summary>CNI_NETNS (may be empty on DEL).</summary>
+    public string NetnsPath { get; init; } = "";
+    /// <summary>CNI_IFNAME (validated).</summary>
+    public string IfName { get; init; } = "";
+    /// <summary>CNI_ARGS as key/value pairs, in order.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Args { get; init; } = [];
+    /// <summary>CNI_PATH split on ':'.</summary>
+    public IReadOnlyList<string> PluginPaths { get; init; } = [];
+    /// <summary>The whole environment, for delegating to another plugin.</summary>
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+    /// <summary>stdin as received.</summary>
+    public required byte[] ConfigBytes { get; init; }
+    /// <summary>The fields every network configuration has.</summary>
+    public required NetworkConfig Config { get; init; }
+}
+
+/// <summary>The spec's common keys; the plugin parses its own keys from ConfigBytes.</summary>
+public sealed record NetworkConfig
+{
+    public required string CniVersion { get; init; }
+    public required string Name { get; init; }
+    public required string Type { get; init; }
+    /// <summary>prevResult converted to the canonical shape, when present.</summary>
+    public CniResult? PrevResult { get; init; }
+    /// <summary>GC: cni.dev/valid-attachments (or the older cni.dev/attachments).</summary>
+    public IReadOnlyList<GcAttachment>? ValidAttachments { get; init; }
+}
+
+public sealed record GcAttachment(string ContainerId, string IfName);
+
+/// <summary>What a plugin implements; the dispatcher does parsing, validation, versions and error JSON.</summary>
+public interface ICniPlugin
+{
+    CniResult Add(CniRequest request);
+    void Delete(CniRequest request);
+    void Check(CniRequest request);
+    void Status(CniRequest request);
+    void GarbageCollect(CniRequest request);
+}
