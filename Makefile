@@ -42,7 +42,7 @@ publish: deps restore
 
 test: deps build publish
 	rm -rf $(RESULTS)
-	$(MAKE) --no-print-directory unit-test kernel-test; status=$$?; tools/test-summary $(RESULTS); exit $$status
+	status=0; $(MAKE) --no-print-directory unit-test kernel-test || status=$$?; tools/test-summary $(RESULTS); exit $$status
 
 unit-test:
 	@status=0; for t in $(UNIT_TESTS); do \
