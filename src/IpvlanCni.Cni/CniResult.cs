@@ -54,4 +54,23 @@ public static class CniVersions
 {
     public const string Latest = "1.1.0";
     public static readonly IReadOnlyList<string> Supported = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+
+    public static bool IsSupported(string? version) => version is not null && Supported.Contains(version);
+
+    /// <summary>Orders two supported versions; both must be in <see cref="Supported"/> (index order is version order).</summary>
+    public static int Compare(string a, string b) => IndexOf(a).CompareTo(IndexOf(b));
+
+    /// <summary>True when a supported version is at least <paramref name="minimum"/> (CHECK needs 0.4.0, STATUS/GC 1.1.0).</summary>
+    public static bool AtLeast(string version, string minimum) => Compare(version, minimum) >= 0;
+
+    /// <summary>0.3.x and 0.4.0 share one result shape: ips carry "version", interfaces have no mtu.</summary>
+    public static bool IsPre100(string version) => Compare(version, "1.0.0") < 0;
+
+    static int IndexOf(string version)
+    {
+        for (int i = 0; i < Supported.Count; i++)
+            if (Supported[i] == version)
+                return i;
+        throw new ArgumentException($"CNI version '{version}' is not supported", nameof(version));
+    }
 }
