@@ -19,6 +19,7 @@ public static class CniResultJson
     {
         Indented = true,
         IndentSize = 4,
+        NewLine = "\n",
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
