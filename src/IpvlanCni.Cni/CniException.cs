@@ -21,6 +21,10 @@ public static class CniErrorCode
     public const int IpamPluginFailed = 102;
     /// <summary>NAT rules could not be applied.</summary>
     public const int NatFailed = 103;
+    /// <summary>The attachment, or CNI_IFNAME in the container, exists already.</summary>
+    public const int AlreadyExists = 104;
+    /// <summary>CHECK found the attachment different from what ADD made.</summary>
+    public const int CheckFailed = 105;
     /// <summary>Anything else that went wrong inside the plugin.</summary>
     public const int Internal = 999;
 }
