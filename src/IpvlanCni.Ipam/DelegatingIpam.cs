@@ -39,7 +39,7 @@ public sealed class DelegatingIpam : IIpam
             if (dir.Length == 0)
                 continue;
             string candidate = Path.Join(dir, Type);
-            if (File.Exists(candidate) && (File.GetUnixFileMode(candidate) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0)
+            if (OperatingSystem.IsLinux() && File.Exists(candidate) && (File.GetUnixFileMode(candidate) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0)
                 return candidate;
         }
         throw IpamJson.Invalid("ipam.type", $"failed to find plugin \"{Type}\" in path [{string.Join(" ", paths)}]");

@@ -42,6 +42,8 @@ internal sealed class DiskStore : IDisposable
 
     public static DiskStore Open(string dataDir, string network)
     {
+        if (!OperatingSystem.IsLinux())
+            throw new PlatformNotSupportedException("the host-local store is Linux-only");
         string dir = Path.Join(dataDir, HostLocalConfig.ValidateNetworkName(network));
         try
         {
@@ -105,6 +107,8 @@ internal sealed class DiskStore : IDisposable
 
     string WriteTemp(byte[] content)
     {
+        if (!OperatingSystem.IsLinux())
+            throw new PlatformNotSupportedException();
         string temp = Path.Join(Directory, TempPrefix + Environment.ProcessId + "." + Guid.NewGuid().ToString("N"));
         using var stream = new FileStream(temp, new FileStreamOptions
         {
