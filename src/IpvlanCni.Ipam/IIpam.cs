@@ -1,0 +1,40 @@
+using System.Text.Json;
+using IpvlanCni.Cni;
+
+namespace IpvlanCni.Ipam;
+
+/// <summary>Address management for one network, as the plugin's ADD/DEL/CHECK/STATUS/GC need it.</summary>
+public interface IIpam
+{
+    /// <summary>ADD: the addresses (Interface = null), routes and DNS for the container.</summary>
+    CniResult Allocate(CniRequest request);
+
+    /// <summary>DEL: idempotent; succeeds when nothing is reserved.</summary>
+    void Release(CniRequest request);
+
+    /// <summary>CHECK: throws CniException when the reservation is missing or differs.</summary>
+    void Check(CniRequest request);
+
+    /// <summary>STATUS: throws CniException when addresses cannot be handed out.</summary>
+    void Status(CniRequest request);
+
+    /// <summary>GC: releases every reservation not in <paramref name="validAttachments"/>; tries all, reports all errors at once.</summary>
+    void GarbageCollect(CniRequest request, IReadOnlyList<GcAttachment> validAttachments);
+}
+
+public static class IpamFactory
+{
+    /// <summary>By ipam.type: "host-local" and "static" built in, anything else executed from CNI_PATH.</summary>
+    public static IIpam Create(JsonElement ipam, CniRequest request)
+    {
+        if (ipam.ValueKind != JsonValueKind.Object)
+            throw IpamJson.WrongType("ipam", "an object", ipam);
+        string type = IpamJson.GetString(ipam, "type", "ipam") ?? throw IpamJson.Invalid("ipam.type", "missing");
+        return type switch
+        {
+            "host-local" => new HostLocalIpam(HostLocalConfig.Parse(ipam, request)),
+            "static" => new StaticIpam(StaticConfig.Parse(ipam, request)),
+            _ => new DelegatingIpam(type),
+        };
+    }
+}
