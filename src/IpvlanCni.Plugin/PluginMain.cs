@@ -1,6 +1,45 @@
+using System.Collections;
+using IpvlanCni.Cni;
+
 namespace IpvlanCni.Plugin;
 
+/// <summary>The process entry: real environment and streams in, the dispatcher does the rest.</summary>
 public static class PluginMain
 {
-    public static int Run(string[] args) => throw new NotImplementedException();
+    /// <summary>Overrides the configuration's logFile, for a node-wide log without editing conflists.</summary>
+    public const string LogFileVariable = "IPVLAN_CNI_LOG";
+
+    public static int Run(string[] args)
+    {
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (DictionaryEntry entry in Environment.GetEnvironmentVariables())
+            environment[(string)entry.Key] = (string?)entry.Value ?? "";
+
+        // Read stdin once (bounded, one byte past the limit so the dispatcher can refuse it) to find the log file.
+        // From a terminal (VERSION by hand) there is nothing to read.
+        var config = new MemoryStream();
+        if (Console.IsInputRedirected)
+        {
+            using var stdin = Console.OpenStandardInput();
+            CopyBounded(stdin, config, CniDispatcher.MaxStdinBytes + 1);
+            config.Position = 0;
+        }
+        string? logPath = environment.GetValueOrDefault(LogFileVariable) is { Length: > 0 } fromEnvironment
+            ? fromEnvironment
+            : PluginConfig.TryReadLogFile(config.GetBuffer().AsMemory(0, (int)config.Length));
+
+        using var stdout = Console.OpenStandardOutput();
+        return CniDispatcher.Run(new IpvlanPlugin(), environment, config, stdout, logPath is null ? null : new CniLog(logPath));
+    }
+
+    static void CopyBounded(Stream from, Stream to, int limit)
+    {
+        var buffer = new byte[16 * 1024];
+        int total = 0, read;
+        while (total < limit && (read = from.Read(buffer, 0, Math.Min(buffer.Length, limit - total))) > 0)
+        {
+            to.Write(buffer, 0, read);
+            total += read;
+        }
+    }
 }

@@ -1,0 +1,56 @@
+using System.Net.Sockets;
+using IpvlanCni.Cni;
+using IpvlanCni.Network;
+
+namespace IpvlanCni.Plugin;
+
+/// <summary>CHECK: what the kernel has must still be what ADD made.</summary>
+static class Checks
+{
+    public static void Attachment(PluginConfig config, CniRequest request, AttachmentRecord record, CniResult previous,
+        RouteClient host, RouteClient pod)
+    {
+        var expected = previous.Interfaces.FirstOrDefault(i => i.Name == request.IfName && i.Sandbox == request.NetnsPath)
+            ?? throw Failed($"prevResult has no interface \"{request.IfName}\" in sandbox \"{request.NetnsPath}\"");
+        var master = host.TryGetLink(record.Master) ?? throw Failed($"master \"{record.Master}\" does not exist");
+        var link = pod.TryGetLink(request.IfName) ?? throw Failed($"interface \"{request.IfName}\" does not exist in {request.NetnsPath}");
+        if (link.Kind != "ipvlan")
+            throw Failed($"interface \"{request.IfName}\" is {link.Kind ?? "not a virtual link"}, not ipvlan");
+        if (link.IpvlanMode != config.Mode)
+            throw Failed($"interface \"{request.IfName}\" runs ipvlan mode {Describe(link.IpvlanMode)}, the configuration says {Masters.Describe(config.Mode)}");
+        if (link.IpvlanFlag != config.Flag)
+            throw Failed($"interface \"{request.IfName}\" has ipvlan flag {(link.IpvlanFlag is { } f ? Masters.Describe(f) : "none")}, the configuration says {Masters.Describe(config.Flag)}");
+        if (link.ParentIndex != master.Index)
+            throw Failed($"interface \"{request.IfName}\" is not a slave of master \"{master.Name}\"");
+        if (config.Mtu != 0 && link.Mtu != config.Mtu)
+            throw Failed($"interface \"{request.IfName}\" has MTU {link.Mtu}, the configuration says {config.Mtu}");
+        if (expected.Mac is { Length: > 0 } mac && !string.Equals(mac, link.MacAddress.ToColonString(), StringComparison.OrdinalIgnoreCase))
+            throw Failed($"interface \"{request.IfName}\" has MAC {link.MacAddress.ToColonString()}, prevResult says {mac}");
+
+        var addresses = pod.ListAddresses(AddressFamily.Unspecified, link.Index).Select(a => a.Prefix).ToHashSet();
+        foreach (var ip in previous.Ips)
+            if (!addresses.Contains(ip.Address))
+                throw Failed($"interface \"{request.IfName}\" lacks address {ip.Address} from prevResult");
+
+        var routes = pod.ListRoutes();
+        foreach (var route in PodInterface.Routes(config, previous, link.Index))
+            if (!routes.Any(r => r.Destination.Equals(route.Destination) && Equals(r.Gateway, route.Gateway) && r.LinkIndex == link.Index))
+                throw Failed($"the route to {route.Destination}{(route.Gateway is null ? "" : $" via {route.Gateway}")} from prevResult is missing");
+
+        if (record.HostInterface is { } hostInterface)
+        {
+            var hostLink = host.TryGetLink(hostInterface) ?? throw Failed($"host-side interface \"{hostInterface}\" does not exist");
+            var hostRoutes = host.ListRoutes();
+            foreach (var podAddress in record.Addresses.Select(IpPrefix.Parse))
+            {
+                var route = HostSide.PodRoute(hostLink.Index, podAddress);
+                if (!hostRoutes.Any(r => r.Destination.Equals(route.Destination) && r.LinkIndex == hostLink.Index))
+                    throw Failed($"the node's route to pod address {podAddress.Address} via \"{hostInterface}\" is missing");
+            }
+        }
+    }
+
+    static string Describe(IpvlanMode? mode) => mode is { } m ? Masters.Describe(m) : "none";
+
+    static CniException Failed(string message) => new(CniErrorCode.CheckFailed, message);
+}

@@ -1,0 +1,174 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using IpvlanCni.Cni;
+using IpvlanCni.Network;
+
+namespace IpvlanCni.Plugin;
+
+/// <summary>
+/// SNAT for pod traffic that leaves the node through any interface but the master ("ipMasq"). Each network owns
+/// one chain (iptables) or one table (nftables), replaced whole on every change, so adding is idempotent and
+/// removing the network's last pod leaves no trace. Rules go to the tools on stdin or as separate arguments:
+/// no shell ever sees request data.
+/// </summary>
+public abstract class Masquerade
+{
+    /// <summary>Makes the network's rules exactly these (all of the network's pod subnets).</summary>
+    public abstract void Apply(string network, string master, IReadOnlyList<IpPrefix> subnets);
+    public abstract void Remove(string network, IReadOnlyList<IpPrefix> subnets);
+    /// <summary>The network's rules are in place for these subnets.</summary>
+    public abstract bool IsApplied(string network, string master, IReadOnlyList<IpPrefix> subnets);
+
+    /// <summary>A name from the network name: short enough for any backend, the same on every node.</summary>
+    public static string ChainName(string network) =>
+        "IPVLAN-CNI-" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(network)))[..12];
+
+    /// <summary>The backend the node runs: legacy iptables when its tables are in use, else nftables when it works.</summary>
+    public static Masquerade ForNode()
+    {
+        if (LegacyTablesInUse() && Tools.Exists("iptables-legacy"))
+            return new IptablesMasquerade("iptables-legacy", "ip6tables-legacy");
+        if (Tools.Exists("nft") && Tools.Run("nft", ["list", "tables"], null).ExitCode == 0)
+            return new NftablesMasquerade();
+        if (Tools.Exists("iptables-legacy"))
+            return new IptablesMasquerade("iptables-legacy", "ip6tables-legacy");
+        if (Tools.Exists("iptables"))
+            return new IptablesMasquerade("iptables", "ip6tables");
+        throw new CniException(CniErrorCode.NatFailed, "ipMasq: neither iptables nor nft is installed on the node");
+    }
+
+    static bool LegacyTablesInUse() =>
+        File.Exists("/proc/net/ip_tables_names") && File.ReadAllText("/proc/net/ip_tables_names").Trim().Length > 0;
+}
+
+sealed class IptablesMasquerade(string iptables, string ip6tables) : Masquerade
+{
+    public override void Apply(string network, string master, IReadOnlyList<IpPrefix> subnets)
+    {
+        string chain = ChainName(network);
+        foreach (var family in subnets.GroupBy(s => s.IsIPv4))
+        {
+            string tool = family.Key ? iptables : ip6tables;
+            var script = new StringBuilder();
+            script.Append("*nat\n");
+            script.Append($":{chain} - [0:0]\n"); // with --noflush, declaring an existing chain flushes it
+            script.Append($"-A {chain} -o {master} -j RETURN\n");
+            foreach (var subnet in family)
+                script.Append($"-A {chain} -d {subnet.Network} -j RETURN\n");
+            script.Append($"-A {chain} -j MASQUERADE\n");
+            script.Append("COMMIT\n");
+            Tools.Check(Tools.Run(tool + "-restore", ["--noflush", "--wait"], script.ToString()), "ipMasq");
+            foreach (var subnet in family)
+                if (Tools.Run(tool, ["-w", "-t", "nat", "-C", .. Jump(network, chain, subnet)], null).ExitCode != 0)
+                    Tools.Check(Tools.Run(tool, ["-w", "-t", "nat", "-A", .. Jump(network, chain, subnet)], null), "ipMasq");
+        }
+    }
+
+    public override void Remove(string network, IReadOnlyList<IpPrefix> subnets)
+    {
+        string chain = ChainName(network);
+        foreach (bool v4 in new[] { true, false })
+        {
+            string tool = v4 ? iptables : ip6tables;
+            if (!Tools.Exists(tool))
+                continue;
+            foreach (var subnet in subnets.Where(s => s.IsIPv4 == v4))
+                while (Tools.Run(tool, ["-w", "-t", "nat", "-D", .. Jump(network, chain, subnet)], null).ExitCode == 0)
+                {
+                }
+            if (Tools.Run(tool, ["-w", "-t", "nat", "-F", chain], null).ExitCode == 0)
+                Tools.Check(Tools.Run(tool, ["-w", "-t", "nat", "-X", chain], null), "ipMasq");
+        }
+    }
+
+    public override bool IsApplied(string network, string master, IReadOnlyList<IpPrefix> subnets)
+    {
+        string chain = ChainName(network);
+        return subnets.All(subnet =>
+        {
+            string tool = subnet.IsIPv4 ? iptables : ip6tables;
+            return Tools.Run(tool, ["-w", "-t", "nat", "-C", .. Jump(network, chain, subnet)], null).ExitCode == 0
+                && Tools.Run(tool, ["-w", "-t", "nat", "-C", chain, "-j", "MASQUERADE"], null).ExitCode == 0;
+        });
+    }
+
+    static string[] Jump(string network, string chain, IpPrefix subnet) =>
+        ["POSTROUTING", "-s", subnet.Network.ToString(), "-m", "comment", "--comment", $"ipvlan-cni: {network}", "-j", chain];
+}
+
+sealed class NftablesMasquerade : Masquerade
+{
+    static string Table(string network) => ChainName(network).ToLowerInvariant().Replace('-', '_');
+
+    public override void Apply(string network, string master, IReadOnlyList<IpPrefix> subnets)
+    {
+        string table = Table(network);
+        var script = new StringBuilder();
+        foreach (var family in subnets.GroupBy(s => s.IsIPv4))
+        {
+            string nftFamily = family.Key ? "ip" : "ip6";
+            // add + delete + define in one transaction: the table is replaced atomically, whatever was there.
+            script.Append($"add table {nftFamily} {table}\ndelete table {nftFamily} {table}\n");
+            script.Append($"table {nftFamily} {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n");
+            script.Append($"    oifname \"{master}\" return\n");
+            foreach (var subnet in family)
+                script.Append($"    {nftFamily} saddr {subnet.Network} {nftFamily} daddr != {subnet.Network} masquerade\n");
+            script.Append("  }\n}\n");
+        }
+        Tools.Check(Tools.Run("nft", ["-f", "-"], script.ToString()), "ipMasq");
+    }
+
+    public override void Remove(string network, IReadOnlyList<IpPrefix> subnets)
+    {
+        string table = Table(network);
+        foreach (string family in new[] { "ip", "ip6" })
+            Tools.Run("nft", ["-f", "-"], $"add table {family} {table}\ndelete table {family} {table}\n");
+    }
+
+    public override bool IsApplied(string network, string master, IReadOnlyList<IpPrefix> subnets) =>
+        subnets.Select(s => s.IsIPv4 ? "ip" : "ip6").Distinct()
+            .All(family => Tools.Run("nft", ["list", "chain", family, Table(network), "postrouting"], null).ExitCode == 0);
+}
+
+/// <summary>Runs the node's netfilter tools: arguments as a list, the ruleset on stdin, never a shell.</summary>
+static class Tools
+{
+    static readonly string[] SearchPath = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+
+    public static bool Exists(string name) => Locate(name) is not null;
+
+    static string? Locate(string name) =>
+        SearchPath.Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists);
+
+    public sealed record Outcome(string Command, int ExitCode, string Error);
+
+    public static Outcome Run(string name, IReadOnlyList<string> arguments, string? stdin)
+    {
+        string path = Locate(name) ?? throw new CniException(CniErrorCode.NatFailed, $"ipMasq: {name} is not installed on the node");
+        var start = new ProcessStartInfo(path)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string argument in arguments)
+            start.ArgumentList.Add(argument);
+        using var process = Process.Start(start)!;
+        if (stdin is not null)
+            process.StandardInput.Write(stdin);
+        process.StandardInput.Close();
+        // The tools print little: reading one stream after the other cannot fill a pipe.
+        process.StandardOutput.ReadToEnd();
+        string error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        return new Outcome($"{name} {string.Join(' ', arguments)}", process.ExitCode, error.Trim());
+    }
+
+    public static void Check(Outcome outcome, string field)
+    {
+        if (outcome.ExitCode != 0)
+            throw new CniException(CniErrorCode.NatFailed, $"{field}: {outcome.Command} failed ({outcome.ExitCode}): {outcome.Error}");
+    }
+}

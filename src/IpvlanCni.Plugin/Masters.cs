@@ -1,0 +1,126 @@
+using System.Globalization;
+using System.Net.Sockets;
+using IpvlanCni.Cni;
+using IpvlanCni.Netlink;
+using IpvlanCni.Network;
+
+namespace IpvlanCni.Plugin;
+
+/// <summary>Finds, creates (802.1Q) and checks the master a network's pods hang off.</summary>
+static class Masters
+{
+    /// <summary>The master's name: configured, prevResult's single interface (chained), or the default route's device.</summary>
+    public static string ResolveName(PluginConfig config, RouteClient client)
+    {
+        if (config.Master is { } configured)
+            return configured;
+        if (config.Network.PrevResult is { } previous)
+        {
+            if (previous.Interfaces.Count == 1 && previous.Interfaces[0].Name.Length > 0)
+                return previous.Interfaces[0].Name;
+            throw PluginConfig.Invalid("master", "not set, and prevResult does not name a single interface to use as master");
+        }
+        foreach (var route in client.ListRoutes(AddressFamily.InterNetwork).Concat(client.ListRoutes(AddressFamily.InterNetworkV6)))
+        {
+            if (route.Destination.PrefixLength != 0)
+                continue;
+            int index = route.LinkIndex != 0 ? route.LinkIndex : route.NextHops.FirstOrDefault()?.LinkIndex ?? 0;
+            if (index != 0 && client.TryGetLink(index) is { } link)
+                return link.Name;
+        }
+        throw PluginConfig.Invalid("master", "not set, and the node has no default route whose interface could serve as master");
+    }
+
+    /// <summary>"ens10.100" names VLAN 100 on ens10; null when the name has no such shape.</summary>
+    public static (string Parent, ushort VlanId)? ParseVlanName(string name)
+    {
+        int dot = name.LastIndexOf('.');
+        if (dot <= 0 || dot == name.Length - 1)
+            return null;
+        if (!ushort.TryParse(name.AsSpan(dot + 1), NumberStyles.None, CultureInfo.InvariantCulture, out ushort id) || id is 0 or > 4094)
+            return null;
+        return (name[..dot], id);
+    }
+
+    /// <summary>
+    /// The master link, creating the configured 802.1Q sub-interface when it does not exist yet. The creation is
+    /// recorded before it happens so that the last pod's DEL removes it, and only then.
+    /// </summary>
+    public static LinkInfo Ensure(string name, RouteClient client, StateStore store, bool mayCreateVlan)
+    {
+        if (client.TryGetLink(name) is { } existing)
+            return existing;
+        if (!mayCreateVlan || ParseVlanName(name) is not var (parentName, vlanId))
+            throw PluginConfig.Invalid("master", $"interface \"{name}\" does not exist");
+        var parent = client.TryGetLink(parentName)
+            ?? throw PluginConfig.Invalid("master", $"interface \"{name}\" does not exist, nor does \"{parentName}\" to create it on as VLAN {vlanId}");
+        var record = store.TryLoadMaster(name) ?? new MasterRecord { Name = name };
+        store.Save(record with { CreatedVlan = true });
+        try
+        {
+            client.CreateLink(new VlanLinkSpec(name, parent.Index, vlanId));
+        }
+        catch (NetlinkException e)
+        {
+            store.Save(record);
+            throw new CniException(CniErrorCode.KernelRefused, $"master: could not create VLAN {vlanId} on \"{parentName}\" as \"{name}\": {e.Message}");
+        }
+        var vlan = client.GetLink(name);
+        client.ChangeLink(vlan.Index, new LinkChange { Up = true });
+        return vlan;
+    }
+
+    /// <summary>
+    /// The mode and flag the master's ipvlan port runs, when it has slaves: read from a live slave, since all slaves
+    /// of a master share the port's mode and flag and the master itself does not report them.
+    /// </summary>
+    public static (IpvlanMode Mode, IpvlanFlag Flag, string Witness)? CurrentPortSetting(
+        LinkInfo master, RouteClient client, StateStore store, IEnumerable<AttachmentRecord> attachments)
+    {
+        foreach (var attachment in attachments)
+        {
+            if (attachment.Master != master.Name || attachment.LinkInContainer)
+                continue;
+            var slave = TryReadPodLink(attachment);
+            if (slave is { Kind: "ipvlan", IpvlanMode: { } mode, IpvlanFlag: { } flag } && slave.ParentIndex == master.Index)
+                return (mode, flag, $"pod {attachment.ContainerId} ({attachment.IfName})");
+        }
+        // No pod of ours is alive on it: slaves made by others are only visible in this namespace.
+        foreach (var link in client.ListLinks())
+        {
+            if (link.ParentIndex != master.Index || link.Index == master.Index)
+                continue;
+            if (link.Kind == "macvlan")
+                throw MacvlanConflict(master.Name, $"macvlan link \"{link.Name}\"");
+            if (link is { Kind: "ipvlan", IpvlanMode: { } mode, IpvlanFlag: { } flag })
+                return (mode, flag, $"link \"{link.Name}\"");
+        }
+        return null;
+    }
+
+    public static CniException MacvlanConflict(string master, string what) => PluginConfig.Invalid("master",
+        $"\"{master}\" already carries {what}: a master cannot carry macvlan and ipvlan links at once");
+
+    public static CniException ModeConflict(string master, (IpvlanMode Mode, IpvlanFlag Flag, string Witness) current, IpvlanMode mode, IpvlanFlag flag) =>
+        PluginConfig.Invalid(current.Mode != mode ? "mode" : "flag",
+            $"master \"{master}\" runs ipvlan mode {Describe(current.Mode)} flag {Describe(current.Flag)} (seen on {current.Witness}), " +
+            $"this network asks for mode {Describe(mode)} flag {Describe(flag)}. All slaves of a master share one mode and flag, and the " +
+            "kernel would silently switch every existing pod; use another master (for example a VLAN sub-interface) for this network");
+
+    static LinkInfo? TryReadPodLink(AttachmentRecord attachment)
+    {
+        try
+        {
+            using var ns = NetNamespace.Open(attachment.NetnsPath);
+            using var pod = RouteClient.OpenIn(ns);
+            return pod.TryGetLink(attachment.IfName);
+        }
+        catch (Exception e) when (e is NamespaceException or NetlinkException or IOException or UnauthorizedAccessException)
+        {
+            return null; // the pod is gone; its record waits for DEL or GC
+        }
+    }
+
+    public static string Describe(IpvlanMode mode) => mode switch { IpvlanMode.L2 => "l2", IpvlanMode.L3 => "l3", _ => "l3s" };
+    public static string Describe(IpvlanFlag flag) => flag switch { IpvlanFlag.Bridge => "bridge", IpvlanFlag.Private => "private", _ => "vepa" };
+}

@@ -1,0 +1,134 @@
+using System.Net;
+using System.Text.Json;
+using IpvlanCni.Cni;
+using IpvlanCni.Network;
+
+namespace IpvlanCni.Plugin;
+
+/// <summary>Where pods' traffic for other networks leaves: the business network, or the node.</summary>
+public enum EgressMode { Underlay, Host }
+
+/// <summary>The reach from pods to node addresses (and back), the design note's method 3.</summary>
+public sealed record HostAccessConfig(IReadOnlyList<IPAddress> Addresses, string? Interface);
+
+/// <summary>
+/// The plugin's network configuration: the reference ipvlan plugin's keys (master, mode, mtu, linkInContainer,
+/// ipam, dns) with the same meaning, plus ours (flag, hostAccess, egress, ipMasq, stateDir, logFile).
+/// </summary>
+public sealed record PluginConfig
+{
+    public const string DefaultStateDir = "/var/lib/cni/ipvlan-cni";
+
+    public required NetworkConfig Network { get; init; }
+    /// <summary>null: the default route's interface, or (chained) prevResult's single interface.</summary>
+    public string? Master { get; init; }
+    public IpvlanMode Mode { get; init; } = IpvlanMode.L2;
+    public IpvlanFlag Flag { get; init; } = IpvlanFlag.Bridge;
+    /// <summary>0 = the kernel's default (the master's MTU).</summary>
+    public int Mtu { get; init; }
+    /// <summary>The master lives in the container's namespace, not the node's.</summary>
+    public bool LinkInContainer { get; init; }
+    /// <summary>The "ipam" object, absent when chained after a plugin that produced the addresses.</summary>
+    public JsonElement? Ipam { get; init; }
+    public CniDns Dns { get; init; } = new();
+    public HostAccessConfig? HostAccess { get; init; }
+    public EgressMode Egress { get; init; } = EgressMode.Underlay;
+    public bool IpMasq { get; init; }
+    public string StateDir { get; init; } = DefaultStateDir;
+    public string? LogFile { get; init; }
+
+    public string? IpamType => Ipam is { } ipam && ipam.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String
+        ? type.GetString()
+        : null;
+
+    /// <summary>Host-side state (host access or egress through the node) is configured.</summary>
+    public bool UsesHostSide => HostAccess is not null || Egress == EgressMode.Host;
+
+    public static PluginConfig Parse(CniRequest request)
+    {
+        var root = CniConfigReader.Parse(request.ConfigBytes);
+        var hostAccess = root.GetObject("hostAccess");
+        var config = new PluginConfig
+        {
+            Network = request.Config,
+            Master = InterfaceName(root, "master"),
+            Mode = Choice(root, "mode", IpvlanMode.L2, ("l2", IpvlanMode.L2), ("l3", IpvlanMode.L3), ("l3s", IpvlanMode.L3S)),
+            Flag = Choice(root, "flag", IpvlanFlag.Bridge, ("bridge", IpvlanFlag.Bridge), ("private", IpvlanFlag.Private), ("vepa", IpvlanFlag.Vepa)),
+            Mtu = root.GetInt32("mtu", 0, 65535) ?? 0,
+            LinkInContainer = root.GetBoolean("linkInContainer") ?? false,
+            Ipam = root.GetObject("ipam")?.Element.Clone(),
+            Dns = ParseDns(root.GetObject("dns")),
+            HostAccess = hostAccess is { } access
+                ? new HostAccessConfig([.. access.GetArray("addresses").Select(a => a.AsAddress())], InterfaceName(access, "interface"))
+                : null,
+            Egress = Choice(root, "egress", EgressMode.Underlay, ("underlay", EgressMode.Underlay), ("host", EgressMode.Host)),
+            IpMasq = root.GetBoolean("ipMasq") ?? false,
+            StateDir = AbsolutePath(root, "stateDir") ?? DefaultStateDir,
+            LogFile = AbsolutePath(root, "logFile"),
+        };
+        if (config.LinkInContainer && config.UsesHostSide)
+            throw Invalid("linkInContainer", "hostAccess and egress \"host\" need the master in the node's namespace; they cannot be combined with linkInContainer");
+        if (config.UsesHostSide && config.Flag != IpvlanFlag.Bridge)
+            throw Invalid("flag", "hostAccess and egress \"host\" need flag \"bridge\": with private or vepa the master never hands a pod's frames to another slave, so the node's slave cannot receive them");
+        if (config.Egress == EgressMode.Host && config.Ipam is null)
+            throw Invalid("egress", "egress \"host\" puts the IPAM gateway on the node, so it needs an ipam section");
+        return config;
+    }
+
+    /// <summary>Just the logFile key, for the log line of a request that may not even parse.</summary>
+    public static string? TryReadLogFile(ReadOnlyMemory<byte> configBytes)
+    {
+        try
+        {
+            return AbsolutePath(CniConfigReader.Parse(configBytes), "logFile");
+        }
+        catch (CniException)
+        {
+            return null;
+        }
+    }
+
+    static CniDns ParseDns(CniConfigReader? dns) => dns is not { } reader
+        ? new CniDns()
+        : new CniDns
+        {
+            Nameservers = [.. reader.GetStringArray("nameservers")],
+            Domain = reader.GetString("domain"),
+            Search = [.. reader.GetStringArray("search")],
+            Options = [.. reader.GetStringArray("options")],
+        };
+
+    static T Choice<T>(CniConfigReader reader, string key, T fallback, params (string Name, T Value)[] choices)
+    {
+        string? text = reader.GetString(key);
+        if (string.IsNullOrEmpty(text))
+            return fallback;
+        foreach (var (name, value) in choices)
+            if (name == text)
+                return value;
+        throw Invalid(reader.Child(key), $"unknown value \"{text}\" (expected {string.Join(", ", choices.Select(c => c.Name))})");
+    }
+
+    static string? InterfaceName(CniConfigReader reader, string key)
+    {
+        string? name = reader.GetString(key);
+        if (string.IsNullOrEmpty(name))
+            return null;
+        if (!CniNames.IsValidInterfaceName(name, out string problem))
+            throw Invalid(reader.Child(key), $"\"{name}\" {problem}");
+        return name;
+    }
+
+    static string? AbsolutePath(CniConfigReader reader, string key)
+    {
+        string? value = reader.GetString(key);
+        if (string.IsNullOrEmpty(value))
+            return null;
+        if (!Path.IsPathFullyQualified(value) || value.Contains('\0'))
+            throw Invalid(reader.Child(key), $"\"{value}\" is not an absolute path");
+        return value;
+    }
+
+    internal static CniException Invalid(string field, string message) =>
+        new(CniErrorCode.InvalidNetworkConfig, $"{field}: {message}");
+}

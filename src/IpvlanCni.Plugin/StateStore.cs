@@ -1,0 +1,169 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using IpvlanCni.Interop;
+
+namespace IpvlanCni.Plugin;
+
+/// <summary>
+/// What one ADD set up, written before the first change to the node and updated as steps complete, so that DEL
+/// (or the rollback of a failed ADD, or GC) can always find everything from (network, container ID, ifname).
+/// </summary>
+public sealed record AttachmentRecord
+{
+    public required string Network { get; init; }
+    public required string ContainerId { get; init; }
+    public required string IfName { get; init; }
+    public required string NetnsPath { get; init; }
+    public required string Master { get; init; }
+    /// <summary>The name the pod link has until it is renamed to IfName.</summary>
+    public required string TemporaryName { get; init; }
+    public bool LinkInContainer { get; init; }
+    /// <summary>Pod addresses ("10.1.1.5/24"), known once IPAM has answered.</summary>
+    public List<string> Addresses { get; init; } = [];
+    /// <summary>The host-side slave this pod has a host route through, once added.</summary>
+    public string? HostInterface { get; init; }
+    /// <summary>The subnets this pod's NAT rules cover, once added.</summary>
+    public List<string> MasqueradedSubnets { get; init; } = [];
+}
+
+/// <summary>What the plugin created on a master and must remove with its last pod, never before, never otherwise.</summary>
+public sealed record MasterRecord
+{
+    public required string Name { get; init; }
+    /// <summary>The 802.1Q sub-interface was created by us (ADD of "ens10.100"), not found.</summary>
+    public bool CreatedVlan { get; init; }
+    /// <summary>The host-side slave (host access / egress through the node), null when none.</summary>
+    public string? HostInterface { get; init; }
+    public bool CreatedHostInterface { get; init; }
+    /// <summary>Addresses we put on the host-side slave ("10.0.0.5/32").</summary>
+    public List<string> HostAddresses { get; init; } = [];
+}
+
+[JsonSourceGenerationOptions(WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(AttachmentRecord))]
+[JsonSerializable(typeof(MasterRecord))]
+partial class StateJsonContext : JsonSerializerContext;
+
+/// <summary>
+/// The plugin's own state on the node: one small file per attachment and per master, under one lock.
+/// Files are replaced by rename (a crash never leaves half a record) and never read through a symlink.
+/// </summary>
+public sealed class StateStore(string root)
+{
+    public string Root { get; } = root;
+    string AttachmentsDir => Path.Combine(Root, "attachments");
+    string MastersDir => Path.Combine(Root, "masters");
+
+    /// <summary>Serialises every plugin invocation that touches host-side state (flock on &lt;root&gt;/lock).</summary>
+    public IDisposable Lock()
+    {
+        CreateDirectory(Root);
+        var handle = FileLock.Open(Path.Combine(Root, "lock"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        try
+        {
+            return FileLock.Acquire(handle);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    public AttachmentRecord? TryLoadAttachment(string network, string containerId, string ifName) =>
+        Read(AttachmentPath(network, containerId, ifName), StateJsonContext.Default.AttachmentRecord);
+
+    public void Save(AttachmentRecord record)
+    {
+        CreateDirectory(AttachmentsDir);
+        CreateDirectory(Path.Combine(AttachmentsDir, record.Network));
+        Write(AttachmentPath(record.Network, record.ContainerId, record.IfName), record, StateJsonContext.Default.AttachmentRecord);
+    }
+
+    public void Remove(AttachmentRecord record) => Delete(AttachmentPath(record.Network, record.ContainerId, record.IfName));
+
+    /// <summary>Every attachment of one network, or of all networks when network is null.</summary>
+    public List<AttachmentRecord> ListAttachments(string? network = null)
+    {
+        var records = new List<AttachmentRecord>();
+        if (!Directory.Exists(AttachmentsDir))
+            return records;
+        var dirs = network is null ? Directory.GetDirectories(AttachmentsDir) : [Path.Combine(AttachmentsDir, network)];
+        foreach (string dir in dirs)
+        {
+            if (!Directory.Exists(dir) || IsLink(dir))
+                continue;
+            foreach (string file in Directory.GetFiles(dir))
+                if (!file.EndsWith(".tmp", StringComparison.Ordinal) && Read(file, StateJsonContext.Default.AttachmentRecord) is { } record)
+                    records.Add(record);
+        }
+        return records;
+    }
+
+    public MasterRecord? TryLoadMaster(string name) => Read(MasterPath(name), StateJsonContext.Default.MasterRecord);
+
+    public void Save(MasterRecord record)
+    {
+        CreateDirectory(MastersDir);
+        Write(MasterPath(record.Name), record, StateJsonContext.Default.MasterRecord);
+    }
+
+    public void RemoveMaster(string name) => Delete(MasterPath(name));
+
+    // Names were validated (container-ID charset, kernel interface-name rules): none holds '/' or is "." or "..".
+    // The container ID cannot hold '@', so the first '@' splits the name unambiguously.
+    string AttachmentPath(string network, string containerId, string ifName) =>
+        Path.Combine(AttachmentsDir, network, $"{containerId}@{ifName}");
+
+    string MasterPath(string name) => Path.Combine(MastersDir, name);
+
+    static void CreateDirectory(string path)
+    {
+        if (IsLink(path))
+            throw new IOException($"{path} is a symbolic link; refusing to use it");
+        Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
+
+    static bool IsLink(string path) => new FileInfo(path).LinkTarget is not null;
+
+    static T? Read<T>(string path, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) where T : class
+    {
+        if (!File.Exists(path) || IsLink(path))
+            return null;
+        try
+        {
+            return JsonSerializer.Deserialize(File.ReadAllBytes(path), type);
+        }
+        catch (JsonException)
+        {
+            // Only a foreign hand can leave a broken record (ours are renamed into place whole); ignore it.
+            return null;
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    static void Write<T>(string path, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
+    {
+        string temporary = path + ".tmp";
+        File.Delete(temporary);
+        using (var stream = new FileStream(temporary, new FileStreamOptions
+               {
+                   Mode = FileMode.CreateNew,
+                   Access = FileAccess.Write,
+                   UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+               }))
+        {
+            JsonSerializer.Serialize(stream, value, type);
+        }
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    static void Delete(string path)
+    {
+        File.Delete(path);
+        File.Delete(path + ".tmp");
+    }
+}
