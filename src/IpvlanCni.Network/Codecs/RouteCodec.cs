@@ -51,7 +51,8 @@ internal static class RouteCodec
             w.PutUInt32(RouteAttribute.Priority, metric);
         if (route.PreferredSource is { } source)
             w.PutAddress(RouteAttribute.PreferredSource, source);
-        if (route.Mtu is not null || route.AdvertisedMss is not null)
+        // Not on delete: the kernel would then match metrics too, and a route whose MTU was replaced since could not be removed.
+        if (!delete && (route.Mtu is not null || route.AdvertisedMss is not null))
         {
             int metrics = w.BeginNested(RouteAttribute.Metrics);
             if (route.Mtu is { } mtu)
