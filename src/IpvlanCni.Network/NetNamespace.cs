@@ -1,3 +1,6 @@
+using System.Runtime.ExceptionServices;
+using IpvlanCni.Interop;
+
 namespace IpvlanCni.Network;
 
 /// <summary>
@@ -7,33 +10,193 @@ namespace IpvlanCni.Network;
 /// </summary>
 public sealed class NetNamespace : IDisposable
 {
-    public ulong Device => throw new NotImplementedException();
-    public ulong Inode => throw new NotImplementedException();
-    public string Path => throw new NotImplementedException();
+    /// <summary>Where "ip netns" keeps its bind mounts; we share the convention.</summary>
+    public const string NamedDirectory = "/run/netns";
+
+    readonly FileDescriptor _fd;
+
+    NetNamespace(FileDescriptor fd, string path)
+    {
+        _fd = fd;
+        Path = path;
+        (Device, Inode) = Libc.GetIdentity(fd);
+    }
+
+    public ulong Device { get; }
+    public ulong Inode { get; }
+    public string Path { get; }
+
+    /// <summary>The fd number, for IFLA_NET_NS_FD; valid while this object is not disposed.</summary>
+    internal int FileDescriptorNumber
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_fd.IsClosed, this);
+            return _fd.Value;
+        }
+    }
 
     /// <summary>Opens a namespace file; throws <see cref="NamespaceException"/> when it is not an nsfs mount.</summary>
-    public static NetNamespace Open(string path) => throw new NotImplementedException();
+    public static NetNamespace Open(string path)
+    {
+        FileDescriptor fd;
+        try
+        {
+            fd = Libc.Open(path);
+        }
+        catch (SystemCallException e)
+        {
+            throw new NamespaceException($"open namespace {path}: {e.Message}", (int)e.Errno);
+        }
+        try
+        {
+            // A plain file (say, a /run/netns entry whose bind mount is gone) must not pass for a namespace.
+            long type = Libc.GetFileSystemType(fd);
+            if (type != Libc.NSFS_MAGIC)
+                throw new NamespaceException($"{path} is not a namespace file (file system 0x{type:x}, not nsfs)", (int)Errno.EINVAL);
+            return new NetNamespace(fd, path);
+        }
+        catch (SystemCallException e)
+        {
+            fd.Dispose();
+            throw new NamespaceException($"{path}: {e.Message}", (int)e.Errno);
+        }
+        catch
+        {
+            fd.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>The calling thread's namespace (/proc/thread-self/ns/net).</summary>
-    public static NetNamespace OpenCurrent() => throw new NotImplementedException();
+    public static NetNamespace OpenCurrent() => Open("/proc/thread-self/ns/net");
 
     /// <summary>Creates /run/netns/<paramref name="name"/> (a new namespace bind-mounted there), like "ip netns add".</summary>
-    public static NetNamespace CreateNamed(string name) => throw new NotImplementedException();
+    public static NetNamespace CreateNamed(string name)
+    {
+        string path = NamedPath(name);
+        Directory.CreateDirectory(NamedDirectory);
+        try
+        {
+            // The mount point: an empty file; CreateNew fails when the name is taken.
+            using (new FileStream(path, FileMode.CreateNew, FileAccess.Write)) { }
+        }
+        catch (IOException e)
+        {
+            throw new NamespaceException($"create namespace {name}: {e.Message}", (int)Errno.EEXIST);
+        }
+        try
+        {
+            // unshare gives only this new thread the namespace; the mount outlives the thread.
+            RunOnNewThread(() =>
+            {
+                Libc.UnshareNetworkNamespace();
+                Libc.BindMount("/proc/thread-self/ns/net", path);
+                return 0;
+            });
+            return Open(path);
+        }
+        catch (SystemCallException e)
+        {
+            File.Delete(path);
+            throw new NamespaceException($"create namespace {name}: {e.Message}", (int)e.Errno);
+        }
+        catch
+        {
+            Libc.DetachMount(path);
+            File.Delete(path);
+            throw;
+        }
+    }
 
     /// <summary>Unmounts and removes /run/netns/<paramref name="name"/>; no error when it is absent.</summary>
-    public static void DeleteNamed(string name) => throw new NotImplementedException();
+    public static void DeleteNamed(string name)
+    {
+        string path = NamedPath(name);
+        var error = Libc.DetachMount(path);
+        // ENOENT: no such file; EINVAL: a file that is not a mount point (already unmounted).
+        if (error is not (Errno.None or Errno.ENOENT or Errno.EINVAL))
+            throw new NamespaceException($"unmount {path}: {ErrnoInfo.Describe((int)error)}", (int)error);
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException e)
+        {
+            throw new NamespaceException($"remove {path}: {e.Message}");
+        }
+    }
 
-    public bool IsSame(NetNamespace other) => throw new NotImplementedException();
+    public bool IsSame(NetNamespace other) => Device == other.Device && Inode == other.Inode;
 
     /// <summary>Runs <paramref name="action"/> on a new OS thread inside this namespace; exceptions propagate.</summary>
-    public T Run<T>(Func<T> action) => throw new NotImplementedException();
-    public void Run(Action action) => throw new NotImplementedException();
+    public T Run<T>(Func<T> action)
+    {
+        ObjectDisposedException.ThrowIf(_fd.IsClosed, this);
+        return RunOnNewThread(() =>
+        {
+            try
+            {
+                Libc.SetNetworkNamespace(_fd);
+            }
+            catch (SystemCallException e)
+            {
+                throw new NamespaceException($"enter namespace {Path}: {e.Message}", (int)e.Errno);
+            }
+            return action();
+        });
+    }
+
+    public void Run(Action action) => Run(() => { action(); return 0; });
 
     /// <summary>Writes /proc/sys/&lt;key with dots as slashes&gt; as seen inside this namespace.</summary>
-    public void WriteSysctl(string key, string value) => throw new NotImplementedException();
-    public string ReadSysctl(string key) => throw new NotImplementedException();
+    public void WriteSysctl(string key, string value) => Run(() => File.WriteAllText(SysctlPath(key), value));
 
-    public void Dispose() => throw new NotImplementedException();
+    public string ReadSysctl(string key) => Run(() => File.ReadAllText(SysctlPath(key)).TrimEnd('\n'));
+
+    public void Dispose() => _fd.Dispose();
+
+    public override string ToString() => $"{Path} (dev {Device}, inode {Inode})";
+
+    /// <summary>
+    /// Runs on a fresh OS thread that ends afterwards, so whatever the action did to the thread (setns, unshare)
+    /// dies with it. Exceptions come back to the caller with their original stack.
+    /// </summary>
+    static T RunOnNewThread<T>(Func<T> action)
+    {
+        T result = default!;
+        ExceptionDispatchInfo? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                result = action();
+            }
+            catch (Exception e)
+            {
+                failure = ExceptionDispatchInfo.Capture(e);
+            }
+        }, maxStackSize: 256 * 1024)
+        {
+            IsBackground = true,
+            Name = "netns",
+        };
+        thread.Start();
+        thread.Join();
+        failure?.Throw();
+        return result;
+    }
+
+    static string NamedPath(string name)
+    {
+        if (string.IsNullOrEmpty(name) || name is "." or ".." || name.Contains('/') || name.Contains('\0'))
+            throw new ArgumentException($"'{name}' is not a valid namespace name", nameof(name));
+        return $"{NamedDirectory}/{name}";
+    }
+
+    // "net.ipv4.ip_forward" -> /proc/sys/net/ipv4/ip_forward; a key with slashes is taken as the path already
+    // (interface names can contain dots: "net/ipv4/conf/eth0.100/forwarding").
+    static string SysctlPath(string key) => "/proc/sys/" + (key.Contains('/') ? key.TrimStart('/') : key.Replace('.', '/'));
 }
 
 public sealed class NamespaceException(string message, int errno = 0) : Exception(message)

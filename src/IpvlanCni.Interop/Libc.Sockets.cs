@@ -1,0 +1,114 @@
+using System.Runtime.InteropServices;
+
+namespace IpvlanCni.Interop;
+
+/// <summary>struct sockaddr_nl (linux/netlink.h).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct sockaddr_nl
+{
+    public ushort nl_family;
+    public ushort nl_pad;
+    public uint nl_pid;
+    public uint nl_groups;
+}
+
+public static unsafe partial class Libc
+{
+    public const int AF_NETLINK = 16;
+    public const int SOCK_RAW = 3;
+    public const int SOCK_CLOEXEC = 0x80000;
+    public const int NETLINK_ROUTE = 0;
+    public const int SOL_NETLINK = 270;
+    public const int NETLINK_CAP_ACK = 10;
+    public const int NETLINK_EXT_ACK = 11;
+    public const int NETLINK_GET_STRICT_CHK = 12;
+    public const int SOL_SOCKET = 1;
+    public const int SO_SNDBUF = 7;
+    public const int SO_RCVBUF = 8;
+    public const int MSG_PEEK = 0x2;
+    public const int MSG_TRUNC = 0x20;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int bind(int fd, sockaddr_nl* address, int addressLength);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int getsockname(int fd, sockaddr_nl* address, int* addressLength);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int setsockopt(int fd, int level, int name, void* value, int valueLength);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint sendto(int fd, byte* buffer, nuint length, int flags, sockaddr_nl* address, int addressLength);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint recv(int fd, byte* buffer, nuint length, int flags);
+
+    /// <summary>socket(AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, protocol), bound with nl_pid = 0 (the kernel picks the port).</summary>
+    public static FileDescriptor OpenNetlinkSocket(int protocol)
+    {
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+        if (fd < 0)
+            throw SystemCallException.FromLast("socket(AF_NETLINK)");
+        var handle = new FileDescriptor(fd);
+        var address = new sockaddr_nl { nl_family = AF_NETLINK };
+        if (bind(fd, &address, sizeof(sockaddr_nl)) != 0)
+        {
+            var error = SystemCallException.FromLast("bind(AF_NETLINK)");
+            handle.Dispose();
+            throw error;
+        }
+        return handle;
+    }
+
+    /// <summary>The nl_pid the kernel assigned at bind.</summary>
+    public static uint GetNetlinkPortId(FileDescriptor fd)
+    {
+        sockaddr_nl address;
+        int length = sizeof(sockaddr_nl);
+        if (getsockname(fd.Value, &address, &length) != 0)
+            throw SystemCallException.FromLast("getsockname");
+        return address.nl_pid;
+    }
+
+    public static void SetSocketOption(FileDescriptor fd, int level, int name, int value)
+    {
+        if (setsockopt(fd.Value, level, name, &value, sizeof(int)) != 0)
+            throw SystemCallException.FromLast($"setsockopt({level}, {name})");
+    }
+
+    /// <summary>Sends one datagram to the kernel (nl_pid 0), retrying EINTR.</summary>
+    public static void SendToKernel(FileDescriptor fd, ReadOnlySpan<byte> message)
+    {
+        var kernel = new sockaddr_nl { nl_family = AF_NETLINK };
+        fixed (byte* p = message)
+        {
+            while (true)
+            {
+                nint sent = sendto(fd.Value, p, (nuint)message.Length, 0, &kernel, sizeof(sockaddr_nl));
+                if (sent >= 0)
+                    return;
+                if (ErrnoInfo.Last != Errno.EINTR)
+                    throw SystemCallException.FromLast("sendto(netlink)");
+            }
+        }
+    }
+
+    /// <summary>recv(2) retrying EINTR; with MSG_TRUNC the result is the datagram's real length.</summary>
+    public static int Receive(FileDescriptor fd, Span<byte> buffer, int flags)
+    {
+        fixed (byte* p = buffer)
+        {
+            while (true)
+            {
+                nint received = recv(fd.Value, p, (nuint)buffer.Length, flags);
+                if (received >= 0)
+                    return (int)received;
+                if (ErrnoInfo.Last != Errno.EINTR)
+                    throw SystemCallException.FromLast("recv(netlink)");
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+using System.Runtime.InteropServices;
+
+namespace IpvlanCni.Interop;
+
+public static unsafe partial class Libc
+{
+    /// <summary>include/uapi/linux/magic.h: the file system of /proc/*/ns/* and their bind mounts.</summary>
+    public const long NSFS_MAGIC = 0x6e736673;
+
+    // struct stat and struct statfs differ between architectures past their first fields; we read only those
+    // (st_dev, st_ino: two u64 at 0 and 8; f_type: a long at 0 on x86_64 and aarch64) from an oversized buffer.
+    const int StatBufferSize = 256;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fstat(int fd, byte* buf);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fstatfs(int fd, byte* buf);
+
+    /// <summary>(st_dev, st_ino): what identifies a namespace file.</summary>
+    public static (ulong Device, ulong Inode) GetIdentity(FileDescriptor fd)
+    {
+        byte* buf = stackalloc byte[StatBufferSize];
+        bool added = false;
+        fd.DangerousAddRef(ref added);
+        try
+        {
+            if (fstat(fd.Value, buf) != 0)
+                throw SystemCallException.FromLast("fstat");
+            return (*(ulong*)buf, *(ulong*)(buf + 8));
+        }
+        finally { fd.DangerousRelease(); }
+    }
+
+    /// <summary>statfs f_type of the file system holding fd.</summary>
+    public static long GetFileSystemType(FileDescriptor fd)
+    {
+        byte* buf = stackalloc byte[StatBufferSize];
+        bool added = false;
+        fd.DangerousAddRef(ref added);
+        try
+        {
+            if (fstatfs(fd.Value, buf) != 0)
+                throw SystemCallException.FromLast("fstatfs");
+            return *(long*)buf;
+        }
+        finally { fd.DangerousRelease(); }
+    }
+}
