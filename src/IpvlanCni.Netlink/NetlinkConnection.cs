@@ -23,7 +23,7 @@ public sealed class NetlinkConnection(INetlinkTransport transport) : IDisposable
 
     /// <summary>Sends the request and returns the reply messages (none for a plain ACK).</summary>
     /// <param name="operation">What the caller was doing, for the exception ("create link eth0").</param>
-    public IReadOnlyList<NetlinkMessage> Execute(ref NetlinkWriter request, string operation)
+    public IReadOnlyList<NetlinkMessage> Execute(in NetlinkWriter request, string operation)
     {
         bool dump = (request.Flags & NetlinkMessageFlags.Dump) == NetlinkMessageFlags.Dump;
         var message = request.Message;

@@ -176,7 +176,7 @@ public sealed class NetNamespace : IDisposable
             {
                 failure = ExceptionDispatchInfo.Capture(e);
             }
-        }, maxStackSize: 256 * 1024)
+        })
         {
             IsBackground = true,
             Name = "netns",
