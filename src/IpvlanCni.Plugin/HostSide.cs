@@ -65,7 +65,9 @@ static class HostSide
             store.Save(record);
             host.CreateLink(new IpvlanLinkSpec(name, master.Index, config.Mode, config.Flag));
             link = host.GetLink(name);
-            host.ChangeLink(link.Index, new LinkChange { NoArp = true, Up = true });
+            host.ChangeLink(link.Index, new LinkChange { Up = true });
+            // After up: ipvlan_open() sets NOARP from the port mode (clears it in l2).
+            host.ChangeLink(link.Index, new LinkChange { NoArp = true });
         }
         else if (link.Kind != "ipvlan" || link.ParentIndex != master.Index)
         {
