@@ -59,19 +59,6 @@ public sealed class OtherIpamTests : IDisposable
         Assert.Contains("failed to find plugin \"other-ipam\"", notFound.Message);
     }
 
-    [Fact]
-    public void Result_parser_reads_old_and_new_shapes()
-    {
-        var v1 = ResultParser.Parse(Encoding.UTF8.GetBytes("""{"cniVersion":"1.0.0","ips":[{"address":"10.1.1.2/24","gateway":"10.1.1.1"}],"routes":[{"dst":"0.0.0.0/0","gw":"10.1.1.1"}],"dns":{"nameservers":["1.1.1.1"]}}"""), "t");
-        Assert.Equal("10.1.1.2/24", v1.Ips.Single().Address.ToString());
-        Assert.Equal("10.1.1.1", v1.Routes.Single().Gateway!.ToString());
-        var v02 = ResultParser.Parse(Encoding.UTF8.GetBytes("""{"cniVersion":"0.2.0","ip4":{"ip":"10.1.1.2/24","gateway":"10.1.1.1","routes":[{"dst":"0.0.0.0/0"}]},"ip6":{"ip":"fd00::2/64"}}"""), "t");
-        Assert.Equal(["10.1.1.2/24", "fd00::2/64"], v02.Ips.Select(i => i.Address.ToString()));
-        Assert.Single(v02.Routes);
-        var err = Assert.Throws<CniException>(() => ResultParser.Parse(Encoding.UTF8.GetBytes("""{"code":11,"msg":"busy","details":"later"}"""), "t"));
-        Assert.Equal((11, "busy", "later"), (err.Code, err.Message, err.Details));
-    }
-
     /// <summary>Whatever the range and however full the store, a handed-out address is in [start, end] and never the
     /// network, the broadcast or the gateway.</summary>
     [Fact]

@@ -44,7 +44,7 @@ public sealed class ReferenceCompatTests : IDisposable
     {
         var (exit, stdout) = RunReference("ADD", config, id, ifName);
         Assert.True(exit == 0, $"reference ADD failed: {stdout}");
-        var r = ResultParser.Parse(Encoding.UTF8.GetBytes(stdout), "reference");
+        var r = CniResultJson.Parse(Encoding.UTF8.GetBytes(stdout));
         return string.Join(",", r.Ips.Select(ip => IpMath.Format(ip.Address.Address)));
     }
 
