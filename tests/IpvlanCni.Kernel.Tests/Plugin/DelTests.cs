@@ -26,6 +26,27 @@ public class DelTests : KernelTest
         cni.Run("DEL", config, "c1", passOldPath ? oldPath : "", "eth0").Succeeded();
     }
 
+    /// <summary>With linkInContainer the master dies with the pod's namespace: DEL still releases the rest.</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Del_of_a_link_in_container_after_the_namespace_is_gone_releases_everything(bool passOldPath)
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var pod = node.AddPod();
+        pod.Client.CreateLink(new DummyLinkSpec("ens11"));
+        pod.Client.ChangeLink(pod.Client.GetLink("ens11").Index, new LinkChange { Up = true });
+        var config = cni.Config("inpodgone", "10.40.0.0/24").With("master", "ens11").With("linkInContainer", true);
+        string oldPath = pod.Path;
+        var address = cni.Add(config, pod, "c1").Succeeded().Address();
+        pod.Dispose();
+
+        cni.Run("DEL", config, "c1", passOldPath ? oldPath : "", "eth0").Succeeded();
+        Assert.False(cni.IsReserved("inpodgone", address));
+        Assert.False(cni.HasRecord("inpodgone", "c1"));
+    }
+
     [Fact]
     public void Del_after_the_master_is_gone_releases_everything()
     {
