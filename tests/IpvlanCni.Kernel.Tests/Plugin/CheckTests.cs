@@ -8,11 +8,12 @@ namespace IpvlanCni.Kernel.Tests.Plugin;
 /// <summary>CHECK passes while the kernel still has what ADD made, and fails (105) for each thing taken away.</summary>
 public class CheckTests : KernelTest
 {
-    public enum Damage { DeleteAddress, ChangeMtu, DeleteDefaultRoute, DeleteLink, ChangeModeByReplacingTheLink }
+    public enum Damage { DeleteAddress, ChangeMtu, ChangeMtuThatWasNotConfigured, DeleteDefaultRoute, DeleteLink, ChangeModeByReplacingTheLink }
 
     [Theory]
     [InlineData(Damage.DeleteAddress, "10.10.0.")]
     [InlineData(Damage.ChangeMtu, "MTU")]
+    [InlineData(Damage.ChangeMtuThatWasNotConfigured, "MTU")]
     [InlineData(Damage.DeleteDefaultRoute, "0.0.0.0/0")]
     [InlineData(Damage.DeleteLink, "eth0")]
     [InlineData(Damage.ChangeModeByReplacingTheLink, "mode")]
@@ -20,7 +21,7 @@ public class CheckTests : KernelTest
     {
         using var node = new TestNode();
         var cni = new PluginRunner(node);
-        var config = cni.Config("check", "10.10.0.0/24").With("mtu", 1400);
+        var config = cni.Config("check", "10.10.0.0/24").With("mtu", damage == Damage.ChangeMtuThatWasNotConfigured ? null : 1400);
         var pod = node.AddPod();
         var added = cni.Add(config, pod, "c1").Succeeded();
         cni.Check(config, pod, "c1", added).Succeeded();
@@ -31,7 +32,7 @@ public class CheckTests : KernelTest
             case Damage.DeleteAddress:
                 pod.Client.DeleteAddress(new AddressInfo(eth0.Index, added.Addresses().Single()));
                 break;
-            case Damage.ChangeMtu:
+            case Damage.ChangeMtu or Damage.ChangeMtuThatWasNotConfigured:
                 pod.Client.ChangeLink(eth0.Index, new LinkChange { Mtu = 1300 });
                 break;
             case Damage.DeleteDefaultRoute:
