@@ -79,6 +79,23 @@ public class RollbackTests : KernelTest
         Snapshot.Take(cni, first, pod).AssertSameAs(before, "ADD with an exhausted range");
     }
 
+    /// <summary>A route the kernel refuses (its gateway is on no link) fails the ADD late, after the link is up.</summary>
+    [Fact]
+    public void A_route_the_kernel_refuses_rolls_back_everything()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var config = cni.Config("badroute", "10.80.0.0/24").With("master", "ens10.602");
+        config.Ipam()["routes"] = JsonNode.Parse("""[{"dst":"0.0.0.0/0"},{"dst":"192.168.0.0/16","gw":"172.16.0.1"}]""");
+        var pod = node.AddPod();
+        var before = Snapshot.Take(cni, pod);
+
+        var failed = cni.Add(config, pod, "c1");
+        Assert.NotEqual(0, failed.ExitCode);
+        Assert.Contains("192.168.0.0/16", failed.ErrorMessage);
+        Snapshot.Take(cni, pod).AssertSameAs(before, "ADD whose route the kernel refused");
+    }
+
     /// <summary>The range's only address is held by another container (another plugin, say): the VLAN made for this ADD goes again.</summary>
     [Fact]
     public void An_exhausted_range_on_a_fresh_vlan_removes_the_vlan_again()
