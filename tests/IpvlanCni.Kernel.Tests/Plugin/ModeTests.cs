@@ -91,5 +91,20 @@ public class ModeTests : KernelTest
         Assert.Equal(a.Client.GetLink("eth0").ParentIndex, node.Master.Index);
         Assert.True(a.Ping(addressB), $"{addressA} cannot reach {addressB}");
         Assert.True(b.Ping(addressA), $"{addressB} cannot reach {addressA}");
+        Assert.True(PluginKit.TcpRoundTrip(a, b, addressB), $"no TCP from {addressA} to {addressB}");
+    }
+
+    /// <summary>l2 pods on one master carry TCP too (ARP, then a connection through the master's port).</summary>
+    [Fact]
+    public void L2_pods_talk_tcp()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var config = cni.Config("l2tcp", "10.10.0.0/24");
+        var a = node.AddPod();
+        var b = node.AddPod();
+        cni.Add(config, a, "ca").Succeeded();
+        var addressB = cni.Add(config, b, "cb").Succeeded().Address();
+        Assert.True(PluginKit.TcpRoundTrip(a, b, addressB));
     }
 }

@@ -42,7 +42,28 @@ static class PluginKit
     public static RouteInfo? Route(this TestPod pod, string destination) =>
         pod.Client.ListRoutes(IpPrefix.Parse(destination).Family).FirstOrDefault(r => r.Destination.Equals(IpPrefix.Parse(destination)));
 
-    /// <summary>Runs a program in a namespace and fails the test when it is missing from the host.</summary>
+    /// <summary>
+    /// A TCP round trip from one pod to another: a one-shot busybox nc server in <paramref name="server"/> answers
+    /// "pong" to a client in <paramref name="client"/>. True when the client read the answer.
+    /// </summary>
+    public static bool TcpRoundTrip(TestPod client, TestPod server, IPAddress address, int port = 5000)
+    {
+        string busybox = Tool("busybox");
+        // Backgrounded with its output elsewhere, so starting it does not wait for it to end.
+        server.Exec("/bin/sh", "-c", $"({busybox} nc -l -p {port} -e /bin/echo pong >/dev/null 2>&1 &)");
+        for (int attempt = 0; attempt < 20; attempt++)
+        {
+            var reply = client.Exec(busybox, "nc", "-w", "2", address.ToString(), port.ToString());
+            if (reply.StdOut.Trim() == "pong")
+                return true;
+            if (!reply.StdErr.Contains("refused", StringComparison.OrdinalIgnoreCase))
+                return false;
+            Thread.Sleep(50); // the server is not listening yet
+        }
+        return false;
+    }
+
+    /// <summary>The full path of a program, failing the test when it is not installed.</summary>
     public static string Tool(string name)
     {
         foreach (var dir in new[] { "/usr/sbin", "/usr/bin", "/sbin", "/bin" })
