@@ -22,8 +22,10 @@ static class Checks
             throw Failed($"interface \"{request.IfName}\" has ipvlan flag {(link.IpvlanFlag is { } f ? Masters.Describe(f) : "none")}, the configuration says {Masters.Describe(config.Flag)}");
         if (link.ParentIndex != master.Index)
             throw Failed($"interface \"{request.IfName}\" is not a slave of master \"{master.Name}\"");
-        if (config.Mtu != 0 && link.Mtu != config.Mtu)
-            throw Failed($"interface \"{request.IfName}\" has MTU {link.Mtu}, the configuration says {config.Mtu}");
+        // Without "mtu" the slave has the master's: ipvlan gives slaves the master's MTU, also when it changes.
+        int expectedMtu = config.Mtu != 0 ? config.Mtu : master.Mtu;
+        if (link.Mtu != expectedMtu)
+            throw Failed($"interface \"{request.IfName}\" has MTU {link.Mtu}, expected {expectedMtu} ({(config.Mtu != 0 ? "the configuration's" : $"master \"{master.Name}\"'s")})");
         if (expected.Mac is { Length: > 0 } mac && !string.Equals(mac, link.MacAddress.ToColonString(), StringComparison.OrdinalIgnoreCase))
             throw Failed($"interface \"{request.IfName}\" has MAC {link.MacAddress.ToColonString()}, prevResult says {mac}");
 

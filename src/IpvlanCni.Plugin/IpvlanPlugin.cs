@@ -299,8 +299,19 @@ public sealed class IpvlanPlugin : ICniPlugin
     {
         if (!config.LinkInContainer)
             return RouteClient.Open();
-        using var ns = OpenPodNamespace(netnsPath);
-        return RouteClient.OpenIn(ns);
+        NetNamespace ns;
+        try
+        {
+            ns = OpenPodNamespace(netnsPath);
+        }
+        catch (CniException)
+        {
+            // The master went with the pod's namespace, and a link-in-container network has nothing of its own on the
+            // node: the node's namespace serves for the rest of DEL (IPAM, records).
+            return RouteClient.Open();
+        }
+        using (ns)
+            return RouteClient.OpenIn(ns);
     }
 
     static NetNamespace OpenPodNamespace(string path)

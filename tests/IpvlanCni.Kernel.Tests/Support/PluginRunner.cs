@@ -75,8 +75,9 @@ public sealed class PluginRunner(TestNode node)
     }
 
     /// <summary>Any command, with any environment: the plugin sees only what is passed here.</summary>
+    /// <param name="plugin">Another plugin binary (Debian's reference ipvlan, say); ours by default.</param>
     public CniCall Run(string command, JsonNode config, string containerId, string netns, string ifName,
-        IReadOnlyDictionary<string, string>? env = null, string? stdin = null)
+        IReadOnlyDictionary<string, string>? env = null, string? stdin = null, string? plugin = null)
     {
         var environment = new Dictionary<string, string>
         {
@@ -89,13 +90,13 @@ public sealed class PluginRunner(TestNode node)
         };
         foreach (var (key, value) in env ?? new Dictionary<string, string>())
             environment[key] = value;
-        return RunRaw(Node, environment, stdin ?? config.ToJsonString());
+        return RunRaw(Node, environment, stdin ?? config.ToJsonString(), plugin);
     }
 
     /// <summary>The plugin with exactly this environment and stdin (for malformed requests).</summary>
-    public static CniCall RunRaw(TestNode node, IReadOnlyDictionary<string, string> environment, string stdin)
+    public static CniCall RunRaw(TestNode node, IReadOnlyDictionary<string, string> environment, string stdin, string? plugin = null)
     {
-        var result = NamespaceProcess.Run(node.Namespace, PluginPath, [], environment, stdin, inheritEnvironment: false,
+        var result = NamespaceProcess.Run(node.Namespace, plugin ?? PluginPath, [], environment, stdin, inheritEnvironment: false,
             timeout: TimeSpan.FromSeconds(60));
         return new CniCall(result.ExitCode, result.StdOut, result.StdErr);
     }

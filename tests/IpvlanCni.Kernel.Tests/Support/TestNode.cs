@@ -85,14 +85,18 @@ public sealed class TestPod(string name, NetNamespace ns, RouteClient client) : 
     /// <summary>The path a container runtime would pass as CNI_NETNS.</summary>
     public string Path => Namespace.Path;
 
-    /// <summary>ping -c1 -W2 from inside the pod: true when a reply came back.</summary>
-    public bool Ping(IPAddress address) => PingFrom(Namespace, address).ExitCode == 0;
+    /// <summary>One ping from inside the pod: true when a reply came back within <paramref name="seconds"/> (default 2).</summary>
+    /// <remarks>Where no reply is the expected answer, 1 s is plenty: replies between namespaces take microseconds.</remarks>
+    public bool Ping(IPAddress address, int seconds = 2) => PingFrom(Namespace, address, seconds).ExitCode == 0;
 
-    /// <summary>ping -c1 -W2 from inside a namespace (iputils ping when installed, else busybox's, which the sandbox needs anyway).</summary>
-    public static ProcessResult PingFrom(NetNamespace ns, IPAddress address)
+    /// <summary>
+    /// ping -c1 -w<paramref name="seconds"/> from inside a namespace (iputils ping when installed, else busybox's, which
+    /// the sandbox needs anyway). A deadline (-w), not a reply timeout (-W): a ping whose sends fail would otherwise retry.
+    /// </summary>
+    public static ProcessResult PingFrom(NetNamespace ns, IPAddress address, int seconds = 2)
     {
         string[] ping = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? ["ping", "-6"] : ["ping"];
-        var args = new List<string>(ping[1..]) { "-c1", "-W2", address.ToString() };
+        var args = new List<string>(ping[1..]) { "-c1", $"-w{seconds}", address.ToString() };
         foreach (var dir in new[] { "/bin", "/usr/bin", "/sbin", "/usr/sbin" })
             if (File.Exists($"{dir}/ping"))
                 return NamespaceProcess.Run(ns, $"{dir}/ping", args);
