@@ -158,6 +158,27 @@ public sealed class Lab : IDisposable
                 : (ManagementPeerAddress(family), ens3);
             NodeClient.AddRoute(new RouteInfo(IpPrefix.Parse(family == Family.IPv4 ? "0.0.0.0/0" : "::/0")) { Gateway = gateway.Address, LinkIndex = link });
         }
+        WaitForLinkLocalAddresses();
+    }
+
+    /// <summary>
+    /// The kernel gives a link its IPv6 link-local address when the carrier comes up, a moment after "up": wait, so
+    /// that the node is settled (and a snapshot taken now stays true) before the first pod.
+    /// </summary>
+    void WaitForLinkLocalAddresses()
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            var withLinkLocal = NodeClient.ListAddresses(AddressFamily.InterNetworkV6)
+                .Where(a => a.Scope == RouteScope.Link).Select(a => a.LinkIndex).ToHashSet();
+            var waiting = NodeClient.ListLinks().Where(l => l.IsUp && l.Index != LoopbackIndex && !withLinkLocal.Contains(l.Index)).ToList();
+            if (waiting.Count == 0)
+                return;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"no IPv6 link-local address after 10 s on {string.Join(", ", waiting.Select(l => l.Name))}");
+            Thread.Sleep(20);
+        }
     }
 
     /// <summary>A veth from the node to an outside namespace (its end named eth0), both ends up; the node end's index.</summary>
