@@ -31,6 +31,8 @@ Console.Write(Matrix.Render(Rows.All, cells));
 Console.WriteLine("""
 
     yes / no: measured, as the row expects.  YES(!) / NO(!): measured, NOT as expected.  -: no such path in that mode.
+    l3 / l3s IPv4 never leaves through another NIC than the master: ipvlan routes it in the node with the master as the
+    output interface (IPv6 is routed freely). For pods that need networks behind the node, use l2 with egress "host".
     """);
 
 var wrong = cells.Where(c => !c.AsExpected).ToList();
