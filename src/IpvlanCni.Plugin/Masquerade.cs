@@ -97,24 +97,37 @@ sealed class IptablesMasquerade(string iptables, string ip6tables) : Masquerade
         ["POSTROUTING", "-s", subnet.Network.ToString(), "-m", "comment", "--comment", $"ipvlan-cni: {network}", "-j", chain];
 }
 
+/// <summary>
+/// The same rules as the iptables chain, one table per family: pod traffic out of the master, or to any of the
+/// network's subnets, is left alone; the rest is masqueraded.
+/// </summary>
 sealed class NftablesMasquerade : Masquerade
 {
+    static readonly (string Family, bool IsIPv4)[] Families = [("ip", true), ("ip6", false)];
+
     static string Table(string network) => ChainName(network).ToLowerInvariant().Replace('-', '_');
+
+    static List<string> Subnets(IReadOnlyList<IpPrefix> subnets, bool ipv4) =>
+        [.. subnets.Where(s => s.IsIPv4 == ipv4).Select(s => s.Network.ToString()).Distinct()];
 
     public override void Apply(string network, string master, IReadOnlyList<IpPrefix> subnets)
     {
         string table = Table(network);
         var script = new StringBuilder();
-        foreach (var family in subnets.GroupBy(s => s.IsIPv4))
+        foreach (var (family, ipv4) in Families)
         {
-            string nftFamily = family.Key ? "ip" : "ip6";
-            // add + delete + define in one transaction: the table is replaced atomically, whatever was there.
-            script.Append($"add table {nftFamily} {table}\ndelete table {nftFamily} {table}\n");
-            script.Append($"table {nftFamily} {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n");
+            // add + delete (+ define) in one transaction: the table is replaced atomically, whatever was there, and
+            // a family the network no longer has loses its table.
+            script.Append($"add table {family} {table}\ndelete table {family} {table}\n");
+            var own = Subnets(subnets, ipv4);
+            if (own.Count == 0)
+                continue;
+            string set = $"{{ {string.Join(", ", own)} }}";
+            script.Append($"table {family} {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n");
+            script.Append($"    {family} saddr != {set} return\n");
             script.Append($"    oifname \"{master}\" return\n");
-            foreach (var subnet in family)
-                script.Append($"    {nftFamily} saddr {subnet.Network} {nftFamily} daddr != {subnet.Network} masquerade\n");
-            script.Append("  }\n}\n");
+            script.Append($"    {family} daddr {set} return\n");
+            script.Append("    masquerade\n  }\n}\n");
         }
         Tools.Check(Tools.Run("nft", ["-f", "-"], script.ToString()), "ipMasq");
     }
@@ -122,13 +135,19 @@ sealed class NftablesMasquerade : Masquerade
     public override void Remove(string network, IReadOnlyList<IpPrefix> subnets)
     {
         string table = Table(network);
-        foreach (string family in new[] { "ip", "ip6" })
-            Tools.Run("nft", ["-f", "-"], $"add table {family} {table}\ndelete table {family} {table}\n");
+        var script = string.Concat(Families.Select(f => $"add table {f.Family} {table}\ndelete table {f.Family} {table}\n"));
+        Tools.Check(Tools.Run("nft", ["-f", "-"], script), "ipMasq");
     }
 
+    /// <summary>Each family's chain exists, masquerades, and names every subnet (a flushed chain does not count).</summary>
     public override bool IsApplied(string network, string master, IReadOnlyList<IpPrefix> subnets) =>
-        subnets.Select(s => s.IsIPv4 ? "ip" : "ip6").Distinct()
-            .All(family => Tools.Run("nft", ["list", "chain", family, Table(network), "postrouting"], null).ExitCode == 0);
+        Families.Where(f => Subnets(subnets, f.IsIPv4).Count > 0).All(f =>
+        {
+            var listed = Tools.Run("nft", ["list", "chain", f.Family, Table(network), "postrouting"], null);
+            return listed.ExitCode == 0 && listed.Output.Contains("masquerade", StringComparison.Ordinal)
+                && listed.Output.Contains($"oifname \"{master}\"", StringComparison.Ordinal)
+                && Subnets(subnets, f.IsIPv4).All(s => listed.Output.Contains(s, StringComparison.Ordinal));
+        });
 }
 
 /// <summary>Runs the node's netfilter tools: arguments as a list, the ruleset on stdin, never a shell.</summary>
@@ -141,7 +160,7 @@ static class Tools
     static string? Locate(string name) =>
         SearchPath.Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists);
 
-    public sealed record Outcome(string Command, int ExitCode, string Error);
+    public sealed record Outcome(string Command, int ExitCode, string Output, string Error);
 
     public static Outcome Run(string name, IReadOnlyList<string> arguments, string? stdin)
     {
@@ -160,10 +179,10 @@ static class Tools
             process.StandardInput.Write(stdin);
         process.StandardInput.Close();
         // The tools print little: reading one stream after the other cannot fill a pipe.
-        process.StandardOutput.ReadToEnd();
+        string output = process.StandardOutput.ReadToEnd();
         string error = process.StandardError.ReadToEnd();
         process.WaitForExit();
-        return new Outcome($"{name} {string.Join(' ', arguments)}", process.ExitCode, error.Trim());
+        return new Outcome($"{name} {string.Join(' ', arguments)}", process.ExitCode, output, error.Trim());
     }
 
     public static void Check(Outcome outcome, string field)

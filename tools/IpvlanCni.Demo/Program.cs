@@ -1,0 +1,43 @@
+// `make demo`: the design note's node, built in the sandbox's own root namespace, pods attached by the published
+// plugin exactly as a runtime attaches them, and a reachability matrix measured with real pings (and one TCP
+// connection). Exits non-zero when any cell differs from what the row expects.
+using System.Diagnostics;
+using IpvlanCni.Scenarios;
+
+if (Environment.GetEnvironmentVariable("IPVLANCNI_SANDBOX") != "1")
+{
+    Console.Error.WriteLine("the demo changes the network of the machine it runs on: run it with `make demo` (inside the sandbox)");
+    return 2;
+}
+
+var clock = Stopwatch.StartNew();
+Console.WriteLine($"""
+    ipvlan-cni demo: {CniRuntime.PluginPath}
+
+    node (this sandbox's root namespace)
+      ens3   192.168.3.1/24  fd00:0:3::1/64     management NIC, default route  -> outside host 192.168.3.254 (no route to pods)
+      ens10                                     business NIC                   -> business peer, VLANs 100 / 200 / 250
+        ens10.100   (made by the plugin)        l2 pods  10.100.0.10-99   peer 10.100.0.254  (same subnet)
+        ens10.200   10.200.0.1/24 (the node's)  l3 pods  10.200.1.0/24 (+ 10.200.2.0/24)   peer 10.200.0.254 routes 10.200.0.0/16 via 10.200.0.1
+        ens10.250   10.250.0.1/24 (the node's)  l3s pods 10.250.1.0/24 (+ 10.250.2.0/24)   peer 10.250.0.254 routes 10.250.0.0/16 via 10.250.0.1
+      IPv6 the same: fd00:0:<vlan>:<subnet>::/64. "node" below is the node's primary address 192.168.3.1 / fd00:0:3::1.
+
+    """);
+
+using var lab = new Lab(Layout.DesignNote, nodeIsCurrentNamespace: true);
+var cells = Matrix.Measure(lab, Rows.All, step => Console.WriteLine($"  attaching pods: {step}"));
+Console.WriteLine();
+Console.Write(Matrix.Render(Rows.All, cells));
+Console.WriteLine("""
+
+    yes / no: measured, as the row expects.  YES(!) / NO(!): measured, NOT as expected.  -: no such path in that mode.
+    l3 / l3s IPv4 never leaves through another NIC than the master: ipvlan routes it in the node with the master as the
+    output interface (IPv6 is routed freely). For pods that need networks behind the node, use l2 with egress "host".
+    """);
+
+var wrong = cells.Where(c => !c.AsExpected).ToList();
+foreach (var cell in wrong)
+    Console.WriteLine($"UNEXPECTED: {cell}");
+Console.WriteLine($"{cells.Count(c => c.Reached is not null)} cells measured in {clock.Elapsed.TotalSeconds:F0} s; " +
+    (wrong.Count == 0 ? "all as expected." : $"{wrong.Count} not as expected."));
+return wrong.Count == 0 ? 0 : 1;
