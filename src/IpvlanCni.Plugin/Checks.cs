@@ -7,8 +7,8 @@ namespace IpvlanCni.Plugin;
 /// <summary>CHECK: what the kernel has must still be what ADD made.</summary>
 static class Checks
 {
-    public static void Attachment(PluginConfig config, CniRequest request, AttachmentRecord record, CniResult previous,
-        RouteClient host, RouteClient pod)
+    public static void Attachment(PluginConfig config, CniRequest request, AttachmentRecord record, MasterRecord? masterRecord,
+        CniResult previous, RouteClient host, RouteClient pod)
     {
         var expected = previous.Interfaces.FirstOrDefault(i => i.Name == request.IfName && i.Sandbox == request.NetnsPath)
             ?? throw Failed($"prevResult has no interface \"{request.IfName}\" in sandbox \"{request.NetnsPath}\"");
@@ -49,6 +49,23 @@ static class Checks
                 if (!hostRoutes.Any(r => r.Destination.Equals(route.Destination) && r.LinkIndex == hostLink.Index))
                     throw Failed($"the node's route to pod address {podAddress.Address} via \"{hostInterface}\" is missing");
             }
+            HostAddresses(record, masterRecord, hostLink, host, link, pod);
+        }
+    }
+
+    /// <summary>The node addresses of this pod's families sit on the host-side slave, and the pod routes them over eth0.</summary>
+    static void HostAddresses(AttachmentRecord record, MasterRecord? master, LinkInfo hostLink, RouteClient host, LinkInfo podLink, RouteClient pod)
+    {
+        var families = record.Addresses.Select(a => IpPrefix.Parse(a).Family).ToHashSet();
+        var expected = (master?.HostAddresses ?? []).Select(IpPrefix.Parse).Where(a => families.Contains(a.Family)).ToList();
+        var onSlave = host.ListAddresses(AddressFamily.Unspecified, hostLink.Index).Select(a => a.Prefix).ToHashSet();
+        var podRoutes = pod.ListRoutes();
+        foreach (var address in expected)
+        {
+            if (!onSlave.Contains(address))
+                throw Failed($"node address {address} is missing from host-side interface \"{hostLink.Name}\"");
+            if (!podRoutes.Any(r => r.Destination.Equals(address) && r.LinkIndex == podLink.Index))
+                throw Failed($"the pod's route to node address {address.Address} over \"{podLink.Name}\" is missing");
         }
     }
 

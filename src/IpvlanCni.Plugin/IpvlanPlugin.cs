@@ -130,7 +130,7 @@ public sealed class IpvlanPlugin : ICniPlugin
             IpamFactory.Create(ipamConfig, request).Check(request);
         using var host = config.LinkInContainer ? RouteClient.OpenIn(podNs) : RouteClient.Open();
         using var pod = RouteClient.OpenIn(podNs);
-        Checks.Attachment(config, request, record, previous, host, pod);
+        Checks.Attachment(config, request, record, store.TryLoadMaster(record.Master), previous, host, pod);
         if (config.IpMasq)
         {
             var subnets = record.MasqueradedSubnets.Select(IpPrefix.Parse).ToList();

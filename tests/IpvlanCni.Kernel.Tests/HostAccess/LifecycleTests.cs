@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using IpvlanCni.Cni;
 using IpvlanCni.Kernel.Tests.Support;
@@ -134,6 +135,24 @@ public sealed class LifecycleTests : KernelTest
         Assert.True(check.ErrorCode == (int)CniErrorCode.CheckFailed, $"CHECK without the host route: {check}");
         lab.NodeClient.ReplaceRoute(hostRoute);
         lab.Cni.Check(config, pod, "c1", added).OrThrow("CHECK with the route back");
+
+        // The node address on the host-side slave, and the pod's own route to it.
+        var nodeAddress = lab.NodeClient.ListAddresses(AddressFamily.InterNetwork, slave.Index).First();
+        lab.NodeClient.DeleteAddress(nodeAddress);
+        check = lab.Cni.Check(config, pod, "c1", added);
+        Assert.True(check.ErrorCode == (int)CniErrorCode.CheckFailed, $"CHECK without the node address on the slave: {check}");
+        lab.NodeClient.AddAddress(nodeAddress with { Flags = AddressFlags.NoDad });
+        using (var podClient = RouteClient.OpenIn(pod.Namespace))
+        {
+            var eth0 = podClient.GetLink("eth0");
+            var toNode = podClient.ListRoutes(AddressFamily.InterNetwork)
+                .Single(r => r.Destination.Equals(nodeAddress.Prefix) && r.LinkIndex == eth0.Index);
+            podClient.DeleteRoute(toNode);
+            check = lab.Cni.Check(config, pod, "c1", added);
+            Assert.True(check.ErrorCode == (int)CniErrorCode.CheckFailed, $"CHECK without the pod's route to the node: {check}");
+            podClient.AddRoute(toNode);
+        }
+        lab.Cni.Check(config, pod, "c1", added).OrThrow("CHECK with the node address and route back");
 
         var flush = Programs.Run(lab.Node, "/usr/sbin/iptables-legacy", ["-w", "-t", "nat", "-F", Masquerade.ChainName("checked")]);
         Assert.True(flush.Succeeded, flush.ToString());
