@@ -43,6 +43,9 @@ public sealed class IpvlanPlugin : ICniPlugin
             LinkInContainer = config.LinkInContainer,
         };
         var ipam = config.Ipam is { } ipamConfig ? IpamFactory.Create(ipamConfig, request) : null;
+        // Before the record: a missing IPAM plugin would also fail the rollback's release and strand the record.
+        if (ipam is DelegatingIpam delegating)
+            delegating.FindPlugin(request.PluginPaths);
         void Reach(string step) => FaultPoints.Reach(step, request.Environment);
         store.Save(record);
         try
