@@ -253,9 +253,10 @@ public sealed class IpvlanPlugin : ICniPlugin
             var network = remaining.Where(r => r.Network == record.Network).ToList();
             var subnets = network.SelectMany(r => r.MasqueradedSubnets).Distinct().Select(IpPrefix.Parse).ToList();
             var masquerade = Masquerade.ForNode();
-            if (network.Count == 0)
+            // Pods left with no subnets (their ADD died before NAT) need no rules: the chain goes with the last subnet.
+            if (subnets.Count == 0)
                 masquerade.Remove(record.Network, record.MasqueradedSubnets.Select(IpPrefix.Parse).ToList());
-            else if (subnets.Count > 0)
+            else
                 masquerade.Apply(record.Network, record.Master, subnets);
         }
         if (!record.LinkInContainer && !remaining.Any(r => r.Master == record.Master && !r.LinkInContainer)
