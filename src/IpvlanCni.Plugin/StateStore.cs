@@ -61,12 +61,22 @@ public sealed class StateStore(string root)
         var handle = FileLock.Open(Path.Combine(Root, "lock"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
         try
         {
-            return FileLock.Acquire(handle);
+            return new HeldLock(handle, FileLock.Acquire(handle));
         }
         catch
         {
             handle.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Unlocks and closes the lock file: FileLock's handle only unlocks, and an unclosed fd lingers until a GC.</summary>
+    sealed class HeldLock(Microsoft.Win32.SafeHandles.SafeFileHandle file, IDisposable held) : IDisposable
+    {
+        public void Dispose()
+        {
+            held.Dispose();
+            file.Dispose();
         }
     }
 
