@@ -199,6 +199,7 @@ public sealed class IpvlanPlugin : ICniPlugin
                     errors.Add($"{record.ContainerId}/{record.IfName}: {e.Message}");
                 }
             }
+            store.DeleteTemporaries();
         }
         if (config.Ipam is { } ipamConfig)
         {
@@ -243,6 +244,8 @@ public sealed class IpvlanPlugin : ICniPlugin
             Step(() => HostSide.DeletePodRoutes(host, hostInterface, record.Addresses.Select(IpPrefix.Parse)));
         if (errors.Count > 0)
             throw Combine(errors);
+        // A kill during a record's write leaves only its temporary, which no record names.
+        store.DeleteTemporaries();
         if (record is null)
             return;
         store.Remove(record);

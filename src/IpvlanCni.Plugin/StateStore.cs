@@ -136,6 +136,20 @@ public sealed class StateStore(string root)
 
     string MasterPath(string name) => Path.Combine(MastersDir, name);
 
+    /// <summary>
+    /// Removes the temporaries a plugin killed in the middle of a write left behind. Call it holding <see cref="Lock"/>:
+    /// every write happens under the lock, so no temporary then belongs to a live writer.
+    /// </summary>
+    public void DeleteTemporaries()
+    {
+        var dirs = new List<string> { MastersDir };
+        if (Directory.Exists(AttachmentsDir) && !IsLink(AttachmentsDir))
+            dirs.AddRange(Directory.GetDirectories(AttachmentsDir));
+        foreach (string dir in dirs.Where(d => Directory.Exists(d) && !IsLink(d)))
+            foreach (string temporary in Directory.GetFiles(dir, "*.tmp"))
+                File.Delete(temporary); // unlinks a planted symlink itself, never its target
+    }
+
     /// <summary>Neither attachments/ nor its network folder is a symlink: a record reached through one is not ours to read or delete.</summary>
     bool InOwnFolders(string network) => !IsLink(AttachmentsDir) && !IsLink(Path.Combine(AttachmentsDir, network));
 
