@@ -15,7 +15,7 @@ SANDBOX := tools/sandbox/run
 RESULTS := artifacts/test-results
 UNIT_TESTS := Netlink Network Cni Ipam Plugin
 
-.PHONY: all deps restore build publish test unit-test kernel-test demo bench clean
+.PHONY: all deps restore build publish test unit-test kernel-test soak demo bench clean
 
 all: publish
 
@@ -54,6 +54,15 @@ kernel-test:
 	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) \
 		$(DOTNET) test tests/IpvlanCni.Kernel.Tests --no-build -c Release --logger "trx;LogFileName=Kernel.trx" --results-directory $(RESULTS)
 	@test -f $(RESULTS)/Kernel.trx || { echo "kernel suite did not run in the sandbox"; exit 1; }
+
+# Full-size reliability runs: 1000 in-process ADD/DEL cycles (descriptors, links, routes, store files must not grow)
+# and 100 ADDs killed with SIGKILL at random moments, each cleaned up by DEL. `make test` runs 100 and 6.
+SOAK_CYCLES ?= 1000
+CRASH_KILLS ?= 100
+soak: deps build publish
+	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) --env IPVLANCNI_SOAK_CYCLES=$(SOAK_CYCLES) --env IPVLANCNI_CRASH_KILLS=$(CRASH_KILLS) \
+		$(DOTNET) test tests/IpvlanCni.Kernel.Tests --no-build -c Release --logger "console;verbosity=normal" \
+		--filter "FullyQualifiedName~Reliability.SoakTests|FullyQualifiedName~Reliability.CrashConsistencyTests.Sigkill"
 
 demo: deps build publish
 	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) $(DOTNET) artifacts/build/bin/IpvlanCni.Demo/release/IpvlanCni.Demo.dll

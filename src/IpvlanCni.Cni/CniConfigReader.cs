@@ -26,6 +26,9 @@ public readonly struct CniConfigReader
     /// <summary>Parses a whole configuration; broken JSON is a decode failure naming the line and column.</summary>
     public static CniConfigReader Parse(ReadOnlyMemory<byte> json, string what = "network configuration")
     {
+        // JsonDocument accepts invalid UTF-8 inside strings and fails only when one is read, outside this try.
+        if (!System.Text.Unicode.Utf8.IsValid(json.Span))
+            throw new CniException(CniErrorCode.DecodeFailure, $"{what} is not valid UTF-8");
         try
         {
             // Clone so the reader outlives the pooled document.

@@ -7,6 +7,11 @@ public static unsafe partial class Libc
     public const int CLONE_NEWNET = 0x40000000;
     public const ulong MS_BIND = 0x1000;
     public const int MNT_DETACH = 2;
+    /// <summary>include/uapi/linux/nsfs.h: _IO(NSIO 0xb7, 0x3), the CLONE_NEW* type of a namespace fd (Linux 4.11).</summary>
+    public const ulong NS_GET_NSTYPE = 0xb703;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int ioctl(int fd, ulong request);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int setns(int fd, int nstype);
@@ -29,6 +34,19 @@ public static unsafe partial class Libc
         {
             if (setns(fd.Value, CLONE_NEWNET) != 0)
                 throw SystemCallException.FromLast("setns");
+        }
+        finally { fd.DangerousRelease(); }
+    }
+
+    /// <summary>The namespace type (CLONE_NEWNET, CLONE_NEWNS, ...) of an nsfs fd.</summary>
+    public static int GetNamespaceType(FileDescriptor fd)
+    {
+        bool added = false;
+        fd.DangerousAddRef(ref added);
+        try
+        {
+            int type = ioctl(fd.Value, NS_GET_NSTYPE);
+            return type >= 0 ? type : throw SystemCallException.FromLast("ioctl(NS_GET_NSTYPE)");
         }
         finally { fd.DangerousRelease(); }
     }

@@ -108,6 +108,8 @@ public sealed class HostLocalIpam(HostLocalConfig config) : IIpam
     public void Release(CniRequest request)
     {
         using var store = DiskStore.Open(Config.DataDir, Config.Name);
+        // A reservation killed half-way leaves a temporary; under the store lock no live writer owns one.
+        store.DeleteLeftovers();
         // The reference runs this once per range set over the whole directory: the old-format ("id" only) fallback then
         // also applies when a later set finds nothing left in the new format. Kept as is for identical results.
         var errors = new List<string>();

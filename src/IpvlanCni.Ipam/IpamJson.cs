@@ -11,8 +11,9 @@ namespace IpvlanCni.Ipam;
 /// </summary>
 internal static class IpamJson
 {
+    /// <summary>A bad value; one that came from CNI_ARGS is an invalid environment (4), the rest invalid configuration (7).</summary>
     public static CniException Invalid(string path, string problem) =>
-        new(CniErrorCode.InvalidNetworkConfig, $"{path}: {problem}");
+        new(path.StartsWith("CNI_ARGS", StringComparison.Ordinal) ? CniErrorCode.InvalidEnvironment : CniErrorCode.InvalidNetworkConfig, $"{path}: {problem}");
 
     public static CniException WrongType(string path, string expected, JsonElement got) =>
         new(CniErrorCode.DecodeFailure, $"{path}: expected {expected}, got {got.ValueKind}");

@@ -24,8 +24,9 @@ public readonly record struct NetlinkError(int Errno, string? ExtendedAck)
             {
                 // The whole request was echoed back: skip its payload too.
                 uint requestLength = BinaryPrimitives.ReadUInt32LittleEndian(payload[sizeof(int)..]);
-                offset = sizeof(int) + NetlinkAlign.Message((int)Math.Min(requestLength, int.MaxValue));
-                if (requestLength < NetlinkAlign.MessageHeaderLength || offset > payload.Length)
+                // Bound it before aligning: NLMSG_ALIGN of a length near int.MaxValue overflows to a negative offset.
+                if (requestLength < NetlinkAlign.MessageHeaderLength || requestLength > payload.Length
+                    || (offset = sizeof(int) + NetlinkAlign.Message((int)requestLength)) > payload.Length)
                     throw new NetlinkDecodeException($"nlmsgerr: echoed request length {requestLength} does not fit");
             }
             var reader = new AttributeReader(payload[offset..]);

@@ -54,6 +54,9 @@ public sealed class NetNamespace : IDisposable
             long type = Libc.GetFileSystemType(fd);
             if (type != Libc.NSFS_MAGIC)
                 throw new NamespaceException($"{path} is not a namespace file (file system 0x{type:x}, not nsfs)", (int)Errno.EINVAL);
+            // /proc/self/ns/mnt is nsfs too: only a network namespace will do for setns(CLONE_NEWNET).
+            if (Libc.GetNamespaceType(fd) != Libc.CLONE_NEWNET)
+                throw new NamespaceException($"{path} is a namespace, but not a network namespace", (int)Errno.EINVAL);
             return new NetNamespace(fd, path);
         }
         catch (SystemCallException e)

@@ -43,6 +43,9 @@ public sealed class IpvlanPlugin : ICniPlugin
             LinkInContainer = config.LinkInContainer,
         };
         var ipam = config.Ipam is { } ipamConfig ? IpamFactory.Create(ipamConfig, request) : null;
+        // Before the record: a missing IPAM plugin would also fail the rollback's release and strand the record.
+        if (ipam is DelegatingIpam delegating)
+            delegating.FindPlugin(request.PluginPaths);
         void Reach(string step) => FaultPoints.Reach(step, request.Environment);
         store.Save(record);
         try
@@ -196,6 +199,7 @@ public sealed class IpvlanPlugin : ICniPlugin
                     errors.Add($"{record.ContainerId}/{record.IfName}: {e.Message}");
                 }
             }
+            store.DeleteTemporaries();
         }
         if (config.Ipam is { } ipamConfig)
         {
@@ -240,6 +244,8 @@ public sealed class IpvlanPlugin : ICniPlugin
             Step(() => HostSide.DeletePodRoutes(host, hostInterface, record.Addresses.Select(IpPrefix.Parse)));
         if (errors.Count > 0)
             throw Combine(errors);
+        // A kill during a record's write leaves only its temporary, which no record names.
+        store.DeleteTemporaries();
         if (record is null)
             return;
         store.Remove(record);
@@ -250,9 +256,10 @@ public sealed class IpvlanPlugin : ICniPlugin
             var network = remaining.Where(r => r.Network == record.Network).ToList();
             var subnets = network.SelectMany(r => r.MasqueradedSubnets).Distinct().Select(IpPrefix.Parse).ToList();
             var masquerade = Masquerade.ForNode();
-            if (network.Count == 0)
+            // Pods left with no subnets (their ADD died before NAT) need no rules: the chain goes with the last subnet.
+            if (subnets.Count == 0)
                 masquerade.Remove(record.Network, record.MasqueradedSubnets.Select(IpPrefix.Parse).ToList());
-            else if (subnets.Count > 0)
+            else
                 masquerade.Apply(record.Network, record.Master, subnets);
         }
         if (!record.LinkInContainer && !remaining.Any(r => r.Master == record.Master && !r.LinkInContainer)

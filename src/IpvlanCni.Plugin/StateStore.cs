@@ -61,7 +61,7 @@ public sealed class StateStore(string root)
         var handle = FileLock.Open(Path.Combine(Root, "lock"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
         try
         {
-            return FileLock.Acquire(handle);
+            return new HeldLock(handle, FileLock.Acquire(handle));
         }
         catch
         {
@@ -70,8 +70,19 @@ public sealed class StateStore(string root)
         }
     }
 
-    public AttachmentRecord? TryLoadAttachment(string network, string containerId, string ifName) =>
-        Read(AttachmentPath(network, containerId, ifName), StateJsonContext.Default.AttachmentRecord);
+    /// <summary>Unlocks and closes the lock file: FileLock's handle only unlocks, and an unclosed fd lingers until a GC.</summary>
+    sealed class HeldLock(Microsoft.Win32.SafeHandles.SafeFileHandle file, IDisposable held) : IDisposable
+    {
+        public void Dispose()
+        {
+            held.Dispose();
+            file.Dispose();
+        }
+    }
+
+    public AttachmentRecord? TryLoadAttachment(string network, string containerId, string ifName) => InOwnFolders(network)
+        ? Read(AttachmentPath(network, containerId, ifName), StateJsonContext.Default.AttachmentRecord)
+        : null;
 
     public void Save(AttachmentRecord record)
     {
@@ -80,13 +91,17 @@ public sealed class StateStore(string root)
         Write(AttachmentPath(record.Network, record.ContainerId, record.IfName), record, StateJsonContext.Default.AttachmentRecord);
     }
 
-    public void Remove(AttachmentRecord record) => Delete(AttachmentPath(record.Network, record.ContainerId, record.IfName));
+    public void Remove(AttachmentRecord record)
+    {
+        if (InOwnFolders(record.Network))
+            Delete(AttachmentPath(record.Network, record.ContainerId, record.IfName));
+    }
 
     /// <summary>Every attachment of one network, or of all networks when network is null.</summary>
     public List<AttachmentRecord> ListAttachments(string? network = null)
     {
         var records = new List<AttachmentRecord>();
-        if (!Directory.Exists(AttachmentsDir))
+        if (!Directory.Exists(AttachmentsDir) || IsLink(AttachmentsDir))
             return records;
         var dirs = network is null ? Directory.GetDirectories(AttachmentsDir) : [Path.Combine(AttachmentsDir, network)];
         foreach (string dir in dirs)
@@ -100,7 +115,7 @@ public sealed class StateStore(string root)
         return records;
     }
 
-    public MasterRecord? TryLoadMaster(string name) => Read(MasterPath(name), StateJsonContext.Default.MasterRecord);
+    public MasterRecord? TryLoadMaster(string name) => IsLink(MastersDir) ? null : Read(MasterPath(name), StateJsonContext.Default.MasterRecord);
 
     public void Save(MasterRecord record)
     {
@@ -108,7 +123,11 @@ public sealed class StateStore(string root)
         Write(MasterPath(record.Name), record, StateJsonContext.Default.MasterRecord);
     }
 
-    public void RemoveMaster(string name) => Delete(MasterPath(name));
+    public void RemoveMaster(string name)
+    {
+        if (!IsLink(MastersDir))
+            Delete(MasterPath(name));
+    }
 
     // Names were validated (container-ID charset, kernel interface-name rules): none holds '/' or is "." or "..".
     // The container ID cannot hold '@', so the first '@' splits the name unambiguously.
@@ -116,6 +135,23 @@ public sealed class StateStore(string root)
         Path.Combine(AttachmentsDir, network, $"{containerId}@{ifName}");
 
     string MasterPath(string name) => Path.Combine(MastersDir, name);
+
+    /// <summary>
+    /// Removes the temporaries a plugin killed in the middle of a write left behind. Call it holding <see cref="Lock"/>:
+    /// every write happens under the lock, so no temporary then belongs to a live writer.
+    /// </summary>
+    public void DeleteTemporaries()
+    {
+        var dirs = new List<string> { MastersDir };
+        if (Directory.Exists(AttachmentsDir) && !IsLink(AttachmentsDir))
+            dirs.AddRange(Directory.GetDirectories(AttachmentsDir));
+        foreach (string dir in dirs.Where(d => Directory.Exists(d) && !IsLink(d)))
+            foreach (string temporary in Directory.GetFiles(dir, "*.tmp"))
+                File.Delete(temporary); // unlinks a planted symlink itself, never its target
+    }
+
+    /// <summary>Neither attachments/ nor its network folder is a symlink: a record reached through one is not ours to read or delete.</summary>
+    bool InOwnFolders(string network) => !IsLink(AttachmentsDir) && !IsLink(Path.Combine(AttachmentsDir, network));
 
     static void CreateDirectory(string path)
     {

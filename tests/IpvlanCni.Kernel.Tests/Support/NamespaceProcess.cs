@@ -19,10 +19,15 @@ public static class NamespaceProcess
     public static ProcessResult Run(NetNamespace ns, string file, IEnumerable<string> args,
         IReadOnlyDictionary<string, string>? environment = null, string? stdin = null,
         bool inheritEnvironment = true, TimeSpan? timeout = null) =>
-        ns.Run(() => Start(file, args, environment, stdin, inheritEnvironment, timeout ?? TimeSpan.FromSeconds(60)));
+        ns.Run(() => Start(file, args, environment, stdin, inheritEnvironment, timeout ?? TimeSpan.FromSeconds(60), killAfter: null));
+
+    /// <summary>Like <see cref="Run"/>, but SIGKILLs the child <paramref name="killAfter"/> after it started, as kill -9 would.</summary>
+    public static ProcessResult RunAndKill(NetNamespace ns, string file, IEnumerable<string> args, TimeSpan killAfter,
+        IReadOnlyDictionary<string, string>? environment = null, string? stdin = null, bool inheritEnvironment = true) =>
+        ns.Run(() => Start(file, args, environment, stdin, inheritEnvironment, TimeSpan.FromSeconds(60), killAfter));
 
     static ProcessResult Start(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment,
-        string? stdin, bool inheritEnvironment, TimeSpan timeout)
+        string? stdin, bool inheritEnvironment, TimeSpan timeout, TimeSpan? killAfter)
     {
         var info = new ProcessStartInfo(file)
         {
@@ -42,9 +47,18 @@ public static class NamespaceProcess
         // Read both pipes concurrently so a chatty child cannot block on a full pipe.
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        if (stdin is not null)
-            process.StandardInput.Write(stdin);
-        process.StandardInput.Close();
+        try
+        {
+            if (stdin is not null)
+                process.StandardInput.Write(stdin);
+            process.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // The child may stop reading early (a plugin refusing an oversized config); its answer is what counts.
+        }
+        if (killAfter is { } delay && !process.WaitForExit(delay))
+            process.Kill(); // SIGKILL on Linux
         if (!process.WaitForExit(timeout))
         {
             process.Kill(entireProcessTree: true);

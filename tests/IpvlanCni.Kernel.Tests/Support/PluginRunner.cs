@@ -79,15 +79,7 @@ public sealed class PluginRunner(TestNode node)
     public CniCall Run(string command, JsonNode config, string containerId, string netns, string ifName,
         IReadOnlyDictionary<string, string>? env = null, string? stdin = null, string? plugin = null)
     {
-        var environment = new Dictionary<string, string>
-        {
-            ["CNI_COMMAND"] = command,
-            ["CNI_CONTAINERID"] = containerId,
-            ["CNI_NETNS"] = netns,
-            ["CNI_IFNAME"] = ifName,
-            ["CNI_PATH"] = CniPath,
-            ["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin",
-        };
+        var environment = Environment(command, containerId, netns, ifName);
         foreach (var (key, value) in env ?? new Dictionary<string, string>())
             environment[key] = value;
         return RunRaw(Node, environment, stdin ?? config.ToJsonString(), plugin);
@@ -101,9 +93,27 @@ public sealed class PluginRunner(TestNode node)
         return new CniCall(result.ExitCode, result.StdOut, result.StdErr);
     }
 
+    /// <summary>The plugin with this environment and stdin, SIGKILLed <paramref name="killAfter"/> after it started (unless done by then).</summary>
+    public static CniCall RunRawAndKill(TestNode node, IReadOnlyDictionary<string, string> environment, string stdin, TimeSpan killAfter)
+    {
+        var result = NamespaceProcess.RunAndKill(node.Namespace, PluginPath, [], killAfter, environment, stdin, inheritEnvironment: false);
+        return new CniCall(result.ExitCode, result.StdOut, result.StdErr);
+    }
+
+    /// <summary>The environment <see cref="Run"/> passes, for callers that edit it before <see cref="RunRaw"/>.</summary>
+    public static Dictionary<string, string> Environment(string command, string containerId, string netns, string ifName) => new()
+    {
+        ["CNI_COMMAND"] = command,
+        ["CNI_CONTAINERID"] = containerId,
+        ["CNI_NETNS"] = netns,
+        ["CNI_IFNAME"] = ifName,
+        ["CNI_PATH"] = CniPath,
+        ["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin",
+    };
+
     static string Locate()
     {
-        if (Environment.GetEnvironmentVariable("IPVLANCNI_PLUGIN") is { Length: > 0 } configured)
+        if (System.Environment.GetEnvironmentVariable("IPVLANCNI_PLUGIN") is { Length: > 0 } configured)
             return File.Exists(configured) ? configured : throw new FileNotFoundException($"IPVLANCNI_PLUGIN={configured} does not exist; run make");
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
