@@ -48,7 +48,7 @@ public sealed class IpvlanPlugin : ICniPlugin
         {
             Reach("recorded");
             var master = Masters.Ensure(masterName, host, store, mayCreateVlan: !config.LinkInContainer);
-            CheckMaster(config, master, host, store);
+            CheckMaster(config, master, host, store, record);
             Reach("master-ready");
 
             var addresses = ipam is null ? PreviousAddresses(config) : ipam.Allocate(request);
@@ -277,13 +277,16 @@ public sealed class IpvlanPlugin : ICniPlugin
             throw PluginConfig.Invalid("ipam", "missing, and there is no prevResult with addresses to use instead");
     }
 
-    static void CheckMaster(PluginConfig config, LinkInfo master, RouteClient host, StateStore store)
+    static void CheckMaster(PluginConfig config, LinkInfo master, RouteClient host, StateStore store, AttachmentRecord adding)
     {
         if (master.Kind == "ipvlan")
             throw PluginConfig.Invalid("master", $"\"{master.Name}\" is an ipvlan link itself; the master must be a real (or VLAN) interface");
         if (config.Mtu > master.Mtu)
             throw PluginConfig.Invalid("mtu", $"{config.Mtu} is larger than the MTU {master.Mtu} of master \"{master.Name}\"");
-        var current = Masters.CurrentPortSetting(master, host, store, config.LinkInContainer ? [] : store.ListAttachments());
+        // The attachment being added has no link yet: asking its pod would cost a thread, a socket and a lookup.
+        var others = config.LinkInContainer ? [] : store.ListAttachments()
+            .Where(a => (a.Network, a.ContainerId, a.IfName) != (adding.Network, adding.ContainerId, adding.IfName));
+        var current = Masters.CurrentPortSetting(master, host, store, others);
         if (current is { } setting && (setting.Mode != config.Mode || setting.Flag != config.Flag))
             throw Masters.ModeConflict(master.Name, setting, config.Mode, config.Flag);
     }
