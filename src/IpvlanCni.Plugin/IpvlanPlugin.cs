@@ -284,7 +284,7 @@ public sealed class IpvlanPlugin : ICniPlugin
         if (config.Mtu > master.Mtu)
             throw PluginConfig.Invalid("mtu", $"{config.Mtu} is larger than the MTU {master.Mtu} of master \"{master.Name}\"");
         // The attachment being added has no link yet: asking its pod would cost a thread, a socket and a lookup.
-        var others = config.LinkInContainer ? [] : store.ListAttachments()
+        var others = config.LinkInContainer ? [] : store.EnumerateAttachments()
             .Where(a => (a.Network, a.ContainerId, a.IfName) != (adding.Network, adding.ContainerId, adding.IfName));
         var current = Masters.CurrentPortSetting(master, host, store, others);
         if (current is { } setting && (setting.Mode != config.Mode || setting.Flag != config.Flag))
