@@ -18,9 +18,10 @@ public static partial class NetlinkTrace
 
     public static NetlinkCount Count(PluginUnderTest plugin, string command, string containerId, string netns, string traceFile)
     {
-        var run = PluginUnderTest.Start(Strace, ["-f", "-qq", "-yy", "-e", "trace=socket,sendto,sendmsg", "-o", traceFile, plugin.Path],
-            plugin.Environment(command, containerId, netns), plugin.Config).Finish();
-        run.Succeeded($"{plugin.Label} {command} under strace");
+        var exited = Spawner.Wait(Spawner.Start(Strace, ["-f", "-qq", "-yy", "-e", "trace=socket,sendto,sendmsg", "-o", traceFile, plugin.Path],
+            plugin.Environment(command, containerId, netns), plugin.ConfigPath, "/dev/null"));
+        if (exited.ExitCode != 0)
+            throw new InvalidOperationException($"{plugin.Label} {command} under strace failed (exit {exited.ExitCode})");
         int sockets = 0, sends = 0, messages = 0;
         foreach (string line in File.ReadLines(traceFile))
         {

@@ -1,9 +1,8 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 
 namespace IpvlanCni.Bench;
 
-/// <summary>One run of a plugin: exit code, output and how long it took from start to exit.</summary>
+/// <summary>One run of a plugin: exit code, its stdout, wall time from spawn to exit.</summary>
 public sealed record PluginRun(int ExitCode, string StdOut, TimeSpan Elapsed, int ProcessId)
 {
     public PluginRun Succeeded(string what) => ExitCode == 0
@@ -15,34 +14,47 @@ public sealed record PluginRun(int ExitCode, string StdOut, TimeSpan Elapsed, in
 /// A CNI plugin called the way a container runtime calls it: its own clean environment, the network configuration
 /// on stdin. Ours and the reference get identical configurations but for the type and the IPAM data folder.
 /// </summary>
-public sealed class PluginUnderTest(string label, string path, string type, string cniPath, string workDir)
+public sealed class PluginUnderTest
 {
-    public string Label { get; } = label;
-    public string Path { get; } = path;
-    public string DataDir { get; } = $"{workDir}/{type}-ipam";
+    readonly string _cniPath;
+    readonly string _workDir;
 
-    public string Config { get; } = new JsonObject
+    public PluginUnderTest(string label, string path, string type, string cniPath, string workDir)
     {
-        ["cniVersion"] = "1.0.0",
-        ["name"] = "bench",
-        ["type"] = type,
-        ["master"] = Bench.MasterName,
-        ["mode"] = "l2",
-        ["stateDir"] = $"{workDir}/{type}-state", // ours; the reference ignores unknown keys
-        ["ipam"] = new JsonObject
+        (Label, Path, _cniPath, _workDir) = (label, path, cniPath, workDir);
+        ConfigPath = $"{workDir}/{label}.conf";
+        File.WriteAllText(ConfigPath, new JsonObject
         {
-            ["type"] = "host-local",
-            ["ranges"] = new JsonArray(new JsonArray(new JsonObject
+            ["cniVersion"] = "1.0.0",
+            ["name"] = "bench",
+            ["type"] = type,
+            ["master"] = Bench.MasterName,
+            ["mode"] = "l2",
+            ["stateDir"] = $"{workDir}/{type}-state", // ours; the reference ignores unknown keys
+            ["ipam"] = new JsonObject
             {
-                ["subnet"] = "10.10.0.0/16",
-                ["rangeStart"] = "10.10.1.1",
-                ["rangeEnd"] = "10.10.1.250",
-                ["gateway"] = "10.10.0.1",
-            })),
-            ["dataDir"] = $"{workDir}/{type}-ipam",
-            ["routes"] = new JsonArray(new JsonObject { ["dst"] = "0.0.0.0/0" }),
-        },
-    }.ToJsonString();
+                ["type"] = "host-local",
+                ["ranges"] = new JsonArray(new JsonArray(new JsonObject
+                {
+                    ["subnet"] = "10.10.0.0/16",
+                    ["rangeStart"] = "10.10.1.1",
+                    ["rangeEnd"] = "10.10.1.250",
+                    ["gateway"] = "10.10.0.1",
+                })),
+                ["dataDir"] = $"{workDir}/{type}-ipam",
+                ["routes"] = new JsonArray(new JsonObject { ["dst"] = "0.0.0.0/0" }),
+            },
+        }.ToJsonString());
+        // What a runtime (libcni) sends with VERSION.
+        VersionQueryPath = $"{workDir}/version-query.conf";
+        File.WriteAllText(VersionQueryPath, """{"cniVersion":"1.0.0"}""");
+        Directory.CreateDirectory($"{workDir}/out");
+    }
+
+    public string Label { get; }
+    public string Path { get; }
+    public string ConfigPath { get; }
+    string VersionQueryPath { get; }
 
     public Dictionary<string, string> Environment(string command, string containerId, string netns) => new()
     {
@@ -50,7 +62,7 @@ public sealed class PluginUnderTest(string label, string path, string type, stri
         ["CNI_CONTAINERID"] = containerId,
         ["CNI_NETNS"] = netns,
         ["CNI_IFNAME"] = "eth0",
-        ["CNI_PATH"] = cniPath,
+        ["CNI_PATH"] = _cniPath,
         ["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin",
     };
 
@@ -58,58 +70,18 @@ public sealed class PluginUnderTest(string label, string path, string type, stri
     public PluginRun Del(string containerId, string netns) => Run("DEL", containerId, netns);
     public PluginRun Version() => Run("VERSION", "", "");
 
-    public PluginRun Run(string command, string containerId, string netns) =>
-        Start(Path, [], Environment(command, containerId, netns), command == "VERSION" ? "" : Config).Finish();
-
-    /// <summary>Starts a program with exactly this environment; stdin is written and closed at once.</summary>
-    public static Started Start(string file, IReadOnlyList<string> arguments, IReadOnlyDictionary<string, string> environment, string stdin)
+    public PluginRun Run(string command, string containerId, string netns, int slot = 0)
     {
-        var info = new ProcessStartInfo(file)
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            // Inherited: the plugins write nothing there, and one pipe is read without helper threads that would
-            // compete with the plugin for the sandbox's single CPU.
-            RedirectStandardError = false,
-            UseShellExecute = false,
-        };
-        foreach (string argument in arguments)
-            info.ArgumentList.Add(argument);
-        info.Environment.Clear();
-        foreach (var (key, value) in environment)
-            info.Environment[key] = value;
-        var clock = Stopwatch.StartNew();
-        var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {file}");
-        // Configurations are far smaller than a pipe's buffer: writing before reading cannot block.
-        process.StandardInput.Write(stdin);
-        process.StandardInput.Close();
-        return new Started(process, clock);
+        var child = Start(command, containerId, netns, slot);
+        return Finish(Spawner.Wait(child), slot);
     }
 
-    public sealed class Started(Process process, Stopwatch clock)
-    {
-        public int ProcessId { get; } = process.Id;
+    /// <summary>Starts one command; its stdout goes to this plugin's output file number <paramref name="slot"/>.</summary>
+    public Spawner.Child Start(string command, string containerId, string netns, int slot) =>
+        Spawner.Start(Path, [], Environment(command, containerId, netns), command == "VERSION" ? VersionQueryPath : ConfigPath, OutputPath(slot));
 
-        public PluginRun Finish()
-        {
-            using (process)
-            {
-                string stdout = process.StandardOutput.ReadToEnd();
-                process.WaitForExit();
-                var elapsed = clock.Elapsed;
-                return new PluginRun(process.ExitCode, stdout, elapsed, ProcessId);
-            }
-        }
+    public PluginRun Finish(Exited exited, int slot) =>
+        new(exited.ExitCode, File.ReadAllText(OutputPath(slot)), exited.Elapsed, exited.ProcessId);
 
-        public async Task<PluginRun> FinishAsync()
-        {
-            using (process)
-            {
-                string stdout = await process.StandardOutput.ReadToEndAsync();
-                await process.WaitForExitAsync();
-                var elapsed = clock.Elapsed;
-                return new PluginRun(process.ExitCode, stdout, elapsed, ProcessId);
-            }
-        }
-    }
+    string OutputPath(int slot) => $"{_workDir}/out/{Label}-{slot}.json";
 }

@@ -20,6 +20,7 @@ namespace IpvlanCni.Bench
         const int Sequential = 30;      // ADDs (and DELs) one after another, per plugin
         const int Rounds = 3;           // ... split into rounds that alternate the plugins, so drift hits both
         const int Concurrent = 50;      // ADDs started at once
+        const int ConcurrentRounds = 2; // ... per plugin, alternating; the mean is reported
         const int StartupRuns = 30;
         const int MemoryRuns = 5;
         const int WarmUpRuns = 3;
@@ -46,7 +47,6 @@ namespace IpvlanCni.Bench
             };
             var (our, reference) = (plugins[0], plugins[1]);
             var pods = CreateNode();
-            var taskStats = TaskStats.Listen();
             Progress($"node ready: master {MasterName}, {pods.Count} pod namespaces; warming up");
 
             foreach (var plugin in plugins)
@@ -62,7 +62,7 @@ namespace IpvlanCni.Bench
             var floor = new List<double>();
             for (int i = 0; i < StartupRuns; i++)
             {
-                floor.Add(PluginUnderTest.Start("/bin/true", [], new Dictionary<string, string>(), "").Finish().Elapsed.TotalMilliseconds);
+                floor.Add(Spawner.Wait(Spawner.Start("/bin/true", [], new Dictionary<string, string>(), "/dev/null", "/dev/null")).Elapsed.TotalMilliseconds);
                 foreach (var plugin in plugins)
                     startup[plugin].Add(plugin.Version().Succeeded("VERSION").Elapsed.TotalMilliseconds);
             }
@@ -80,17 +80,20 @@ namespace IpvlanCni.Bench
                         dels[plugin].Add(plugin.Del(id, pod).Succeeded($"{plugin.Label} DEL").Elapsed.TotalMilliseconds);
                 }
 
-            Progress($"concurrent: {Concurrent} ADDs at once per plugin, then {Concurrent} DELs at once");
-            var concurrentAdd = new Dictionary<PluginUnderTest, double>();
-            var concurrentDel = new Dictionary<PluginUnderTest, double>();
-            foreach (var plugin in plugins)
-            {
-                concurrentAdd[plugin] = AllAtOnce(plugin, "ADD", pods);
-                concurrentDel[plugin] = AllAtOnce(plugin, "DEL", pods);
-            }
+            Progress($"concurrent: {Concurrent} ADDs at once, then {Concurrent} DELs at once, {ConcurrentRounds} rounds per plugin");
+            var concurrentAdd = plugins.ToDictionary(p => p, _ => new List<double>());
+            var concurrentDel = plugins.ToDictionary(p => p, _ => new List<double>());
+            for (int round = 0; round < ConcurrentRounds; round++)
+                foreach (var plugin in plugins)
+                {
+                    concurrentAdd[plugin].Add(AllAtOnce(plugin, "ADD", pods));
+                    concurrentDel[plugin].Add(AllAtOnce(plugin, "DEL", pods));
+                }
 
             Progress($"peak RSS: {MemoryRuns} ADDs per plugin (taskstats hiwater_rss)");
-            var memory = plugins.ToDictionary(p => p, p => PeakMemory(p, pods, taskStats));
+            Dictionary<PluginUnderTest, Memory> memory;
+            using (var taskStats = TaskStats.Listen())
+                memory = plugins.ToDictionary(p => p, p => PeakMemory(p, pods, taskStats));
 
             Progress("netlink: one ADD and one DEL per plugin under strace, next to one live pod");
             var netlink = plugins.ToDictionary(p => p, p => CountNetlink(p, pods));
@@ -100,15 +103,16 @@ namespace IpvlanCni.Bench
             double Ms(IEnumerable<double> values) => values.Average();
             var rows = new List<Row>
             {
+                // Goals on the medians: the host's other load lands on either plugin at random and skews means.
                 Row.Compare($"sequential ADD, median of {Sequential}", Table.Median(adds[our]), Table.Median(adds[reference]), Table.Milliseconds, 0.5),
-                Row.Compare($"sequential ADD, mean of {Sequential}", Ms(adds[our]), Ms(adds[reference]), Table.Milliseconds, 0.5),
+                Row.Compare($"  mean of {Sequential}", Ms(adds[our]), Ms(adds[reference]), Table.Milliseconds, null),
                 Row.Compare($"sequential DEL, median of {Sequential}", Table.Median(dels[our]), Table.Median(dels[reference]), Table.Milliseconds, 0.5),
-                Row.Compare($"sequential DEL, mean of {Sequential}", Ms(dels[our]), Ms(dels[reference]), Table.Milliseconds, 0.5),
-                Row.Compare($"{Concurrent} concurrent ADDs, wall time", concurrentAdd[our], concurrentAdd[reference], Table.Milliseconds, 0.5),
-                Row.Compare($"{Concurrent} concurrent DELs, wall time", concurrentDel[our], concurrentDel[reference], Table.Milliseconds, null),
+                Row.Compare($"  mean of {Sequential}", Ms(dels[our]), Ms(dels[reference]), Table.Milliseconds, null),
+                Row.Compare($"{Concurrent} concurrent ADDs, wall time (mean of {ConcurrentRounds})", Ms(concurrentAdd[our]), Ms(concurrentAdd[reference]), Table.Milliseconds, 0.5),
+                Row.Compare($"{Concurrent} concurrent DELs, wall time (mean of {ConcurrentRounds})", Ms(concurrentDel[our]), Ms(concurrentDel[reference]), Table.Milliseconds, null),
                 Row.Compare("peak RSS of one ADD, process tree", memory[our].Tree, memory[reference].Tree, Table.Megabytes, 1.0),
-                new("  the plugin process itself", Table.Megabytes(memory[our].Plugin), Table.Megabytes(memory[reference].Plugin), memory[our].Plugin / memory[reference].Plugin, null),
-                new("  its children (max)", Children(memory[our]), Children(memory[reference]), null, null),
+                new("  the plugin process itself (taskstats)", Table.Megabytes(memory[our].Plugin), Table.Megabytes(memory[reference].Plugin), memory[our].Plugin / memory[reference].Plugin, null),
+                new("  its children, max (taskstats)", Children(memory[our]), Children(memory[reference]), null, null),
                 Row.Compare("executable size (reference: ipvlan + host-local)", ourSize, referenceSize, b => Table.Mebibytes((long)b), null),
                 new("netlink per ADD (messages/round trips/sockets)", Netlink(netlink[our].Add), Netlink(netlink[reference].Add),
                     (double)netlink[our].Add.Messages / netlink[reference].Add.Messages, 1.0),
@@ -146,23 +150,25 @@ namespace IpvlanCni.Bench
         static double AllAtOnce(PluginUnderTest plugin, string command, IReadOnlyList<string> pods)
         {
             var clock = Stopwatch.StartNew();
-            var started = pods.Select((pod, i) => PluginUnderTest.Start(plugin.Path, [],
-                plugin.Environment(command, $"conc{i}", pod), plugin.Config)).ToList();
-            var runs = Task.WhenAll(started.Select(s => s.FinishAsync())).GetAwaiter().GetResult();
+            var started = pods.Select((pod, i) => plugin.Start(command, $"conc{i}", pod, slot: i)).ToList();
+            var exits = Spawner.WaitAll(started);
             double wall = clock.Elapsed.TotalMilliseconds;
-            foreach (var run in runs)
-                run.Succeeded($"{plugin.Label} concurrent {command}");
+            foreach (var exited in exits)
+                plugin.Finish(exited, started.FindIndex(c => c.ProcessId == exited.ProcessId)).Succeeded($"{plugin.Label} concurrent {command}");
             return wall;
         }
 
+        /// <summary>Peak RSS in KiB of the plugin itself and of its children (taskstats).</summary>
         sealed record Memory(double Plugin, double? Children)
         {
             public double Tree => Math.Max(Plugin, Children ?? 0);
         }
 
         /// <summary>
-        /// Peak RSS over a few ADDs: the plugin's own (its threads' parent is this process) and its children's
-        /// (their parent is the plugin), from the exit reports taskstats sends before the plugin's wait returns.
+        /// Peak RSS over a few ADDs, from the exit reports taskstats sends before the plugin's wait returns: the
+        /// plugin's own (its threads' parent is this process) and its children's (their parent is the plugin); the
+        /// tree's peak is the larger. Not wait4's ru_maxrss: for a child spawned from this process it starts at this
+        /// (large) process's peak, which exec records before the plugin runs.
         /// </summary>
         static Memory PeakMemory(PluginUnderTest plugin, IReadOnlyList<string> pods, TaskStats taskStats)
         {

@@ -12,7 +12,7 @@ public sealed record TaskExit(uint Pid, uint ParentPid, string Command, long Pea
 /// task reports hiwater_rss of its memory, the same counter getrusage's ru_maxrss reads. Unlike wait4 on the
 /// plugin, this keeps a process and its children (the reference runs host-local as a child) apart.
 /// </summary>
-public sealed class TaskStats
+public sealed class TaskStats : IDisposable
 {
     const int NETLINK_GENERIC = 16;
     const ushort GENL_ID_CTRL = 0x10;
@@ -23,25 +23,44 @@ public sealed class TaskStats
     const int CommandOffset = 80, CommandLength = 32, PidOffset = 128, ParentPidOffset = 132, HiwaterRssOffset = 200;
 
     enum ControlAttribute : ushort { FamilyId = 1, FamilyName = 2 }
-    enum TaskstatsCommandAttribute : ushort { RegisterCpuMask = 3 }
+    enum TaskstatsCommandAttribute : ushort { RegisterCpuMask = 3, DeregisterCpuMask = 4 }
     enum TaskstatsType : ushort { Pid = 1, Tgid = 2, Stats = 3, AggregatePid = 4, AggregateTgid = 5 }
 
+    static readonly string AllCpus = $"0-{Environment.ProcessorCount - 1}";
+
     readonly NetlinkSocket _socket;
+    readonly ushort _family;
     readonly List<TaskExit> _exits = [];
+    readonly Thread _receiver;
 
-    TaskStats(NetlinkSocket socket) => _socket = socket;
+    TaskStats(NetlinkSocket socket, ushort family)
+    {
+        (_socket, _family) = (socket, family);
+        _receiver = new Thread(ReceiveLoop) { IsBackground = true, Name = "taskstats" };
+    }
 
-    /// <summary>Subscribes to the exits of tasks on every CPU of this (single-CPU or small) machine.</summary>
+    /// <summary>
+    /// Subscribes to the exits of tasks on every CPU. Only while memory is measured: every exiting thread wakes the
+    /// listener, and the reference's processes have more threads than ours.
+    /// </summary>
     public static TaskStats Listen()
     {
         var socket = NetlinkSocket.Open(NETLINK_GENERIC);
         var connection = new NetlinkConnection(socket);
         ushort family = ResolveFamily(connection);
-        using (var register = GenericRequest(family, TASKSTATS_CMD_GET, TaskstatsCommandAttribute.RegisterCpuMask, $"0-{Environment.ProcessorCount - 1}"))
+        using (var register = GenericRequest(family, TASKSTATS_CMD_GET, TaskstatsCommandAttribute.RegisterCpuMask, AllCpus))
             connection.Execute(register, "taskstats: register cpumask");
-        var stats = new TaskStats(socket);
-        new Thread(stats.ReceiveLoop) { IsBackground = true, Name = "taskstats" }.Start();
+        var stats = new TaskStats(socket, family);
+        stats._receiver.Start();
         return stats;
+    }
+
+    /// <summary>Unsubscribes; the receiver ends with the socket.</summary>
+    public void Dispose()
+    {
+        using (var deregister = GenericRequest(_family, TASKSTATS_CMD_GET, TaskstatsCommandAttribute.DeregisterCpuMask, AllCpus))
+            _socket.Send(deregister.Message);
+        _socket.Dispose();
     }
 
     /// <summary>Exits seen so far; wait a moment after a process ends, its report arrives asynchronously.</summary>
@@ -80,7 +99,15 @@ public sealed class TaskStats
         var buffer = new byte[64 * 1024];
         while (true)
         {
-            int length = _socket.Receive(buffer, peek: false);
+            int length;
+            try
+            {
+                length = _socket.Receive(buffer, peek: false);
+            }
+            catch (Exception e) when (e is ObjectDisposedException or IpvlanCni.Interop.SystemCallException)
+            {
+                return; // disposed
+            }
             var messages = new MessageReader(buffer.AsSpan(0, Math.Min(length, buffer.Length)));
             while (messages.Next())
             {
