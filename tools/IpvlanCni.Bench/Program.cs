@@ -110,8 +110,8 @@ namespace IpvlanCni.Bench
                 Row.Compare($"  mean of {Sequential}", Ms(dels[our]), Ms(dels[reference]), Table.Milliseconds, null),
                 Row.Compare($"{Concurrent} concurrent ADDs, wall time (mean of {ConcurrentRounds})", Ms(concurrentAdd[our]), Ms(concurrentAdd[reference]), Table.Milliseconds, 0.5),
                 Row.Compare($"{Concurrent} concurrent DELs, wall time (mean of {ConcurrentRounds})", Ms(concurrentDel[our]), Ms(concurrentDel[reference]), Table.Milliseconds, null),
-                Row.Compare("peak RSS of one ADD, process tree", memory[our].Tree, memory[reference].Tree, Table.Megabytes, 1.0),
-                new("  the plugin process itself (taskstats)", Table.Megabytes(memory[our].Plugin), Table.Megabytes(memory[reference].Plugin), memory[our].Plugin / memory[reference].Plugin, null),
+                Row.Compare("peak RSS of one ADD, process tree", memory[our].Tree, memory[reference].Tree, Table.Kibibytes, 1.0),
+                new("  the plugin process itself (taskstats)", Table.Kibibytes(memory[our].Plugin), Table.Kibibytes(memory[reference].Plugin), memory[our].Plugin / memory[reference].Plugin, null),
                 new("  its children, max (taskstats)", Children(memory[our]), Children(memory[reference]), null, null),
                 Row.Compare("executable size (reference: ipvlan + host-local)", ourSize, referenceSize, b => Table.Mebibytes((long)b), null),
                 new("netlink per ADD (messages/round trips/sockets)", Netlink(netlink[our].Add), Netlink(netlink[reference].Add),
@@ -192,7 +192,7 @@ namespace IpvlanCni.Bench
             return new Memory(own, children);
         }
 
-        static string Children(Memory memory) => memory.Children is { } kb ? Table.Megabytes(kb) : "none";
+        static string Children(Memory memory) => memory.Children is { } kb ? Table.Kibibytes(kb) : "none";
 
         /// <summary>ADD and DEL of one pod while another pod is attached, as on a node in use.</summary>
         static (NetlinkCount Add, NetlinkCount Del) CountNetlink(PluginUnderTest plugin, IReadOnlyList<string> pods)

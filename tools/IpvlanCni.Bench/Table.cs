@@ -42,7 +42,7 @@ public static class Table
     }
 
     public static string Milliseconds(double ms) => ms.ToString("0.0", CultureInfo.InvariantCulture) + " ms";
-    public static string Megabytes(double kb) => (kb / 1024).ToString("0.00", CultureInfo.InvariantCulture) + " MiB";
+    public static string Kibibytes(double kb) => kb.ToString("0", CultureInfo.InvariantCulture) + " KiB";
     public static string Mebibytes(long bytes) => (bytes / 1048576.0).ToString("0.00", CultureInfo.InvariantCulture) + " MiB";
 
     public static double Median(IReadOnlyList<double> values)
