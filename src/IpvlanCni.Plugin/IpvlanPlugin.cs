@@ -243,10 +243,9 @@ public sealed class IpvlanPlugin : ICniPlugin
             return;
         store.Remove(record);
 
-        var remaining = store.ListAttachments();
         if (record.MasqueradedSubnets.Count > 0)
         {
-            var network = remaining.Where(r => r.Network == record.Network).ToList();
+            var network = store.ListAttachments(record.Network);
             var subnets = network.SelectMany(r => r.MasqueradedSubnets).Distinct().Select(IpPrefix.Parse).ToList();
             var masquerade = Masquerade.ForNode();
             if (network.Count == 0)
@@ -254,7 +253,8 @@ public sealed class IpvlanPlugin : ICniPlugin
             else if (subnets.Count > 0)
                 masquerade.Apply(record.Network, record.Master, subnets);
         }
-        if (!record.LinkInContainer && !remaining.Any(r => r.Master == record.Master && !r.LinkInContainer)
+        // Lazily: the first other pod on the master settles it, without reading every pod's record.
+        if (!record.LinkInContainer && !store.EnumerateAttachments().Any(r => r.Master == record.Master && !r.LinkInContainer)
             && store.TryLoadMaster(record.Master) is { } master)
         {
             HostSide.Release(host, store, master);
