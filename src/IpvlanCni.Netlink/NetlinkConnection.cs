@@ -23,7 +23,18 @@ public sealed class NetlinkConnection(INetlinkTransport transport) : IDisposable
 
     /// <summary>Sends the request and returns the reply messages (none for a plain ACK).</summary>
     /// <param name="operation">What the caller was doing, for the exception ("create link eth0").</param>
-    public IReadOnlyList<NetlinkMessage> Execute(in NetlinkWriter request, string operation)
+    public IReadOnlyList<NetlinkMessage> Execute(in NetlinkWriter request, string operation) =>
+        Run(request, operation, notFoundIsAnswer: false)!;
+
+    /// <summary>
+    /// Like <see cref="Execute"/>, but "no such object" (<see cref="NetlinkException.IsNotFoundErrno"/>) returns null
+    /// instead of throwing: for lookups and idempotent deletes it is a normal answer, and a thrown exception costs
+    /// far more than the round trip in a short-lived process.
+    /// </summary>
+    public IReadOnlyList<NetlinkMessage>? ExecuteUnlessNotFound(in NetlinkWriter request, string operation) =>
+        Run(request, operation, notFoundIsAnswer: true);
+
+    IReadOnlyList<NetlinkMessage>? Run(in NetlinkWriter request, string operation, bool notFoundIsAnswer)
     {
         bool dump = (request.Flags & NetlinkMessageFlags.Dump) == NetlinkMessageFlags.Dump;
         var message = request.Message;
@@ -37,15 +48,16 @@ public sealed class NetlinkConnection(INetlinkTransport transport) : IDisposable
             BinaryPrimitives.WriteUInt32LittleEndian(message[12..], Transport.PortId);
             Transport.Send(message);
             RequestCount++;
-            var replies = ReadReplies(sequence, dump, operation, out bool interrupted);
-            if (!interrupted)
+            var replies = ReadReplies(sequence, dump, operation, notFoundIsAnswer, out bool interrupted);
+            if (!interrupted || replies is null)
                 return replies;
             if (attempt == DumpAttempts)
                 throw new NetlinkException(operation, 4 /* EINTR */, $"dump interrupted {DumpAttempts} times in a row");
         }
     }
 
-    List<NetlinkMessage> ReadReplies(uint sequence, bool dump, string operation, out bool interrupted)
+    /// <returns>The replies; null when the kernel answered "not found" and <paramref name="notFoundIsAnswer"/>.</returns>
+    List<NetlinkMessage>? ReadReplies(uint sequence, bool dump, string operation, bool notFoundIsAnswer, out bool interrupted)
     {
         var replies = new List<NetlinkMessage>();
         interrupted = false;
@@ -69,9 +81,11 @@ public sealed class NetlinkConnection(INetlinkTransport transport) : IDisposable
                     {
                         case NetlinkMessageType.Error:
                             var error = NetlinkError.Decode(reader.Payload, reader.Flags);
-                            if (error.Errno != 0)
-                                throw new NetlinkException(operation, error.Errno, error.ExtendedAck);
-                            return replies; // the ACK
+                            if (error.Errno == 0)
+                                return replies; // the ACK
+                            if (notFoundIsAnswer && NetlinkException.IsNotFoundErrno(error.Errno))
+                                return null;
+                            throw new NetlinkException(operation, error.Errno, error.ExtendedAck);
                         case NetlinkMessageType.Done:
                             // A dump that failed part way reports -errno in the int after the header.
                             if (reader.Payload.Length >= sizeof(int))
@@ -80,6 +94,8 @@ public sealed class NetlinkConnection(INetlinkTransport transport) : IDisposable
                                 if (status < 0)
                                 {
                                     var done = NetlinkError.Decode(reader.Payload, reader.Flags);
+                                    if (notFoundIsAnswer && NetlinkException.IsNotFoundErrno(done.Errno))
+                                        return null;
                                     throw new NetlinkException(operation, done.Errno, done.ExtendedAck);
                                 }
                             }

@@ -14,7 +14,10 @@ public class NetlinkException(string operation, int errno, string? extendedAck)
     /// <summary>The errno as the typed enum (its symbolic name when we know it).</summary>
     public Errno Code => (Errno)Errno;
 
-    public bool IsNotFound => Errno is 2 /* ENOENT */ or 3 /* ESRCH */ or 19 /* ENODEV */;
+    public bool IsNotFound => IsNotFoundErrno(Errno);
+
+    /// <summary>The answers that mean "no such object": ENOENT, ESRCH, ENODEV.</summary>
+    public static bool IsNotFoundErrno(int errno) => errno is 2 /* ENOENT */ or 3 /* ESRCH */ or 19 /* ENODEV */;
     public bool IsExists => Errno == 17; /* EEXIST */
 }
 

@@ -57,6 +57,8 @@ public sealed record LinkChange
     public bool? Up { get; init; }
     public int? Mtu { get; init; }
     public bool? NoArp { get; init; }
+    /// <summary>IPv4 arp_notify (net.ipv4.conf.&lt;name&gt;.arp_notify): a gratuitous ARP when the link comes up.</summary>
+    public bool? ArpNotify { get; init; }
     /// <summary>Move the link into this namespace.</summary>
     public NetNamespace? Namespace { get; init; }
 }

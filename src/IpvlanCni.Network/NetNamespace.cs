@@ -155,6 +155,27 @@ public sealed class NetNamespace : IDisposable
     /// <summary>Writes /proc/sys/&lt;key with dots as slashes&gt; as seen inside this namespace.</summary>
     public void WriteSysctl(string key, string value) => Run(() => File.WriteAllText(SysctlPath(key), value));
 
+    /// <summary>
+    /// Writes several sysctls inside this namespace on one thread (starting the thread is the expensive part), each
+    /// on its own: returns the keys that could not be written (absent, say IPv6 disabled, or read-only).
+    /// </summary>
+    public IReadOnlyList<string> TryWriteSysctls(params (string Key, string Value)[] settings) => Run(() =>
+    {
+        var failed = new List<string>();
+        foreach (var (key, value) in settings)
+        {
+            try
+            {
+                File.WriteAllText(SysctlPath(key), value);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                failed.Add(key);
+            }
+        }
+        return failed;
+    });
+
     public string ReadSysctl(string key) => Run(() => File.ReadAllText(SysctlPath(key)).TrimEnd('\n'));
 
     public void Dispose() => _fd.Dispose();

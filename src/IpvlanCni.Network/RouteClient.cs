@@ -53,7 +53,7 @@ public sealed class RouteClient : IDisposable
     public void CreateLink(LinkSpec spec)
     {
         using var request = LinkCodec.Create(spec);
-        _connection.Execute(request, $"create {spec.GetType().Name.Replace("LinkSpec", "").ToLowerInvariant()} link {spec.Name}");
+        _connection.Execute(request, $"create {LinkCodec.KindOf(spec)} link {spec.Name}");
     }
 
     public void ChangeLink(int index, LinkChange change)
@@ -66,6 +66,13 @@ public sealed class RouteClient : IDisposable
     {
         using var request = LinkCodec.Delete(index);
         _connection.Execute(request, $"delete link #{index}");
+    }
+
+    /// <summary>Deletes the link with this name in one round trip (no lookup first); false when there is none.</summary>
+    public bool TryDeleteLink(string name)
+    {
+        using var request = LinkCodec.Delete(0, name);
+        return _connection.ExecuteUnlessNotFound(request, $"delete link {name}") is not null;
     }
 
     // Addresses
@@ -145,17 +152,8 @@ public sealed class RouteClient : IDisposable
 
     public void Dispose() => _connection.Dispose();
 
-    LinkInfo? TryGet(in NetlinkWriter request, string operation)
-    {
-        try
-        {
-            return LinkCodec.Decode(Single(_connection.Execute(request, operation), operation));
-        }
-        catch (NetlinkException e) when (e.IsNotFound)
-        {
-            return null;
-        }
-    }
+    LinkInfo? TryGet(in NetlinkWriter request, string operation) =>
+        _connection.ExecuteUnlessNotFound(request, operation) is { } replies ? LinkCodec.Decode(Single(replies, operation)) : null;
 
     static byte[] Single(IReadOnlyList<NetlinkMessage> replies, string operation) =>
         replies.Count == 1 ? replies[0].Payload : throw new NetlinkDecodeException($"{operation}: {replies.Count} replies, expected 1");

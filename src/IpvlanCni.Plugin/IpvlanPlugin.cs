@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography;
 using IpvlanCni.Cni;
 using IpvlanCni.Ipam;
 using IpvlanCni.Netlink;
@@ -52,7 +51,7 @@ public sealed class IpvlanPlugin : ICniPlugin
         {
             Reach("recorded");
             var master = Masters.Ensure(masterName, host, store, mayCreateVlan: !config.LinkInContainer);
-            CheckMaster(config, master, host, store);
+            CheckMaster(config, master, host, store, record);
             Reach("master-ready");
 
             var addresses = ipam is null ? PreviousAddresses(config) : ipam.Allocate(request);
@@ -250,10 +249,9 @@ public sealed class IpvlanPlugin : ICniPlugin
             return;
         store.Remove(record);
 
-        var remaining = store.ListAttachments();
         if (record.MasqueradedSubnets.Count > 0)
         {
-            var network = remaining.Where(r => r.Network == record.Network).ToList();
+            var network = store.ListAttachments(record.Network);
             var subnets = network.SelectMany(r => r.MasqueradedSubnets).Distinct().Select(IpPrefix.Parse).ToList();
             var masquerade = Masquerade.ForNode();
             // Pods left with no subnets (their ADD died before NAT) need no rules: the chain goes with the last subnet.
@@ -262,7 +260,8 @@ public sealed class IpvlanPlugin : ICniPlugin
             else
                 masquerade.Apply(record.Network, record.Master, subnets);
         }
-        if (!record.LinkInContainer && !remaining.Any(r => r.Master == record.Master && !r.LinkInContainer)
+        // Lazily: the first other pod on the master settles it, without reading every pod's record.
+        if (!record.LinkInContainer && !store.EnumerateAttachments().Any(r => r.Master == record.Master && !r.LinkInContainer)
             && store.TryLoadMaster(record.Master) is { } master)
         {
             HostSide.Release(host, store, master);
@@ -285,13 +284,16 @@ public sealed class IpvlanPlugin : ICniPlugin
             throw PluginConfig.Invalid("ipam", "missing, and there is no prevResult with addresses to use instead");
     }
 
-    static void CheckMaster(PluginConfig config, LinkInfo master, RouteClient host, StateStore store)
+    static void CheckMaster(PluginConfig config, LinkInfo master, RouteClient host, StateStore store, AttachmentRecord adding)
     {
         if (master.Kind == "ipvlan")
             throw PluginConfig.Invalid("master", $"\"{master.Name}\" is an ipvlan link itself; the master must be a real (or VLAN) interface");
         if (config.Mtu > master.Mtu)
             throw PluginConfig.Invalid("mtu", $"{config.Mtu} is larger than the MTU {master.Mtu} of master \"{master.Name}\"");
-        var current = Masters.CurrentPortSetting(master, host, store, config.LinkInContainer ? [] : store.ListAttachments());
+        // The attachment being added has no link yet: asking its pod would cost a thread, a socket and a lookup.
+        var others = config.LinkInContainer ? [] : store.EnumerateAttachments()
+            .Where(a => (a.Network, a.ContainerId, a.IfName) != (adding.Network, adding.ContainerId, adding.IfName));
+        var current = Masters.CurrentPortSetting(master, host, store, others);
         if (current is { } setting && (setting.Mode != config.Mode || setting.Flag != config.Flag))
             throw Masters.ModeConflict(master.Name, setting, config.Mode, config.Flag);
     }
@@ -334,7 +336,9 @@ public sealed class IpvlanPlugin : ICniPlugin
     }
 
     /// <summary>A name no CNI_IFNAME will collide with, like the reference plugin's random veth names.</summary>
-    static string TemporaryName() => "ipvl" + Convert.ToHexString(RandomNumberGenerator.GetBytes(5)).ToLowerInvariant();
+    // Guid.NewGuid reads the kernel's random source; RandomNumberGenerator would load libssl and libcrypto
+    // (about 3 MB of RSS and many milliseconds per ADD) for 5 bytes. The first 10 hex digits of a v4 GUID are random.
+    static string TemporaryName() => "ipvl" + Guid.NewGuid().ToString("N")[..10];
 
     static int ErrorCode(Exception e) => e is CniException cni ? cni.Code : CniErrorCode.Internal;
 

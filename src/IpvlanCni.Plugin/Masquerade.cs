@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
+using System.Globalization;
 using System.Text;
 using IpvlanCni.Cni;
 using IpvlanCni.Network;
@@ -21,8 +21,15 @@ public abstract class Masquerade
     public abstract bool IsApplied(string network, string master, IReadOnlyList<IpPrefix> subnets);
 
     /// <summary>A name from the network name: short enough for any backend, the same on every node.</summary>
-    public static string ChainName(string network) =>
-        "IPVLAN-CNI-" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(network)))[..12];
+    // FNV-1a (64 bit) in managed code, not SHA-256: .NET's SHA-256 loads libssl with dlopen, which a static
+    // executable cannot do safely (a second libc in the process), and a chain name needs no cryptography.
+    public static string ChainName(string network)
+    {
+        ulong hash = 14695981039346656037;
+        foreach (byte b in Encoding.UTF8.GetBytes(network))
+            hash = (hash ^ b) * 1099511628211;
+        return "IPVLAN-CNI-" + (hash >> 16).ToString("X12", CultureInfo.InvariantCulture);
+    }
 
     /// <summary>The backend the node runs: legacy iptables when its tables are in use, else nftables when it works.</summary>
     public static Masquerade ForNode()

@@ -78,6 +78,10 @@ public sealed record PluginConfig
     /// <summary>Just the logFile key, for the log line of a request that may not even parse.</summary>
     public static string? TryReadLogFile(ReadOnlyMemory<byte> configBytes)
     {
+        // No input (VERSION by hand or from a runtime that sends none): nothing to parse, and a failed parse costs
+        // three exceptions in a process that lives for milliseconds.
+        if (configBytes.Span.Trim(" \t\r\n"u8).IsEmpty)
+            return null;
         try
         {
             return AbsolutePath(CniConfigReader.Parse(configBytes), "logFile");

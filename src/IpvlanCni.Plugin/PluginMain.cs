@@ -1,5 +1,6 @@
 using System.Collections;
 using IpvlanCni.Cni;
+using IpvlanCni.Interop;
 
 namespace IpvlanCni.Plugin;
 
@@ -18,9 +19,9 @@ public static class PluginMain
         // Read stdin once (bounded, one byte past the limit so the dispatcher can refuse it) to find the log file.
         // From a terminal (VERSION by hand) there is nothing to read.
         var config = new MemoryStream();
-        if (Console.IsInputRedirected)
+        if (!StandardStream.IsInputTerminal)
         {
-            using var stdin = Console.OpenStandardInput();
+            using var stdin = StandardStream.OpenInput();
             CopyBounded(stdin, config, CniDispatcher.MaxStdinBytes + 1);
             config.Position = 0;
         }
@@ -28,7 +29,8 @@ public static class PluginMain
             ? fromEnvironment
             : PluginConfig.TryReadLogFile(config.GetBuffer().AsMemory(0, (int)config.Length));
 
-        using var stdout = Console.OpenStandardOutput();
+        // Plain read(2)/write(2) streams, not Console's: those set up the terminal and start a thread on first use.
+        using var stdout = StandardStream.OpenOutput();
         return CniDispatcher.Run(new IpvlanPlugin(), environment, config, stdout, logPath is null ? null : new CniLog(logPath));
     }
 

@@ -43,10 +43,20 @@ static class PodInterface
 
         reach("link-created");
         var link = pod.GetLink(record.TemporaryName);
-        pod.ChangeLink(link.Index, new LinkChange { Name = record.IfName });
-        // Announce the addresses when the link comes up, like the reference plugin (best effort: IPv6 may be off).
-        TryWriteSysctl(podNs, $"net.ipv4.conf.{record.IfName}.arp_notify", "1");
-        TryWriteSysctl(podNs, $"net.ipv6.conf.{record.IfName}.ndisc_notify", "1");
+        // Announce the addresses when the link comes up, like the reference plugin: arp_notify goes with the rename
+        // (netlink, no thread in the pod's namespace); IPv6's ndisc_notify has only the sysctl (best effort: IPv6
+        // may be off), written only for a pod with IPv6 addresses.
+        pod.ChangeLink(link.Index, new LinkChange { Name = record.IfName, ArpNotify = true });
+        if (ipam.Ips.Any(ip => ip.Address.Family == AddressFamily.InterNetworkV6))
+        {
+            try
+            {
+                podNs.TryWriteSysctls(($"net.ipv6.conf.{record.IfName}.ndisc_notify", "1"));
+            }
+            catch (NamespaceException)
+            {
+            }
+        }
 
         foreach (var ip in ipam.Ips)
             pod.AddAddress(new AddressInfo(link.Index, ip.Address));
@@ -121,17 +131,6 @@ static class PodInterface
         }
     }
 
-    static void TryWriteSysctl(NetNamespace ns, string key, string value)
-    {
-        try
-        {
-            ns.WriteSysctl(key, value);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NamespaceException)
-        {
-        }
-    }
-
     /// <summary>Removes the pod's link (under either name); absent links and namespaces are not errors.</summary>
     public static void Delete(string netnsPath, AttachmentRecord? record, string ifName)
     {
@@ -149,18 +148,11 @@ static class PodInterface
         using (ns)
         using (var pod = RouteClient.OpenIn(ns))
         {
-            foreach (string name in record is null ? [ifName] : new[] { ifName, record.TemporaryName })
-            {
-                if (pod.TryGetLink(name) is not { } link)
-                    continue;
-                try
-                {
-                    pod.DeleteLink(link.Index);
-                }
-                catch (NetlinkException e) when (e.IsNotFound)
-                {
-                }
-            }
+            // By name: one round trip each, no lookup first. The temporary name is left only by an ADD that
+            // stopped before its rename (or failed it).
+            pod.TryDeleteLink(ifName);
+            if (record is not null)
+                pod.TryDeleteLink(record.TemporaryName);
         }
     }
 }

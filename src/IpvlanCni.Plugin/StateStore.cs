@@ -98,11 +98,16 @@ public sealed class StateStore(string root)
     }
 
     /// <summary>Every attachment of one network, or of all networks when network is null.</summary>
-    public List<AttachmentRecord> ListAttachments(string? network = null)
+    public List<AttachmentRecord> ListAttachments(string? network = null) => [.. EnumerateAttachments(network)];
+
+    /// <summary>
+    /// The same records, read one by one as the caller asks: a search that stops at its first match reads one or
+    /// two files, not every pod's (which made a node's ADDs quadratic in its pods).
+    /// </summary>
+    public IEnumerable<AttachmentRecord> EnumerateAttachments(string? network = null)
     {
-        var records = new List<AttachmentRecord>();
         if (!Directory.Exists(AttachmentsDir) || IsLink(AttachmentsDir))
-            return records;
+            yield break;
         var dirs = network is null ? Directory.GetDirectories(AttachmentsDir) : [Path.Combine(AttachmentsDir, network)];
         foreach (string dir in dirs)
         {
@@ -110,9 +115,8 @@ public sealed class StateStore(string root)
                 continue;
             foreach (string file in Directory.GetFiles(dir))
                 if (!file.EndsWith(".tmp", StringComparison.Ordinal) && Read(file, StateJsonContext.Default.AttachmentRecord) is { } record)
-                    records.Add(record);
+                    yield return record;
         }
-        return records;
     }
 
     public MasterRecord? TryLoadMaster(string name) => IsLink(MastersDir) ? null : Read(MasterPath(name), StateJsonContext.Default.MasterRecord);

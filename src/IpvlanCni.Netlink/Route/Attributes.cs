@@ -17,11 +17,30 @@ public enum LinkAttribute : ushort
     LinkMode = 17,       // IFLA_LINKMODE
     LinkInfo = 18,       // IFLA_LINKINFO
     NetNamespacePid = 19, // IFLA_NET_NS_PID
+    AddressFamilySpec = 26, // IFLA_AF_SPEC
     NetNamespaceFd = 28, // IFLA_NET_NS_FD
     ExtendedMask = 29,   // IFLA_EXT_MASK
     LinkNetNamespaceId = 37, // IFLA_LINK_NETNSID
     MinMtu = 50,         // IFLA_MIN_MTU
     MaxMtu = 51,         // IFLA_MAX_MTU
+}
+
+/// <summary>Inside IFLA_AF_SPEC: one nest per address family, the family number as its type.</summary>
+public enum AddressFamilySpecAttribute : ushort
+{
+    Inet = 2, // AF_INET
+}
+
+/// <summary>IFLA_INET_*: inside IFLA_AF_SPEC's AF_INET nest.</summary>
+public enum InetSpecAttribute : ushort
+{
+    Config = 1, // IFLA_INET_CONF
+}
+
+/// <summary>IPV4_DEVCONF_* (linux/ip.h): inside IFLA_INET_CONF, u32 values.</summary>
+public enum Ipv4DeviceConfig : ushort
+{
+    ArpNotify = 22, // IPV4_DEVCONF_ARP_NOTIFY
 }
 
 /// <summary>IFLA_INFO_*: inside IFLA_LINKINFO.</summary>

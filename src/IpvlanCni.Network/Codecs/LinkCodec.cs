@@ -86,13 +86,28 @@ internal static class LinkCodec
             w.PutUInt32(LinkAttribute.Mtu, (uint)mtu);
         if (change.Namespace is { } ns)
             w.PutUInt32(LinkAttribute.NetNamespaceFd, (uint)ns.FileDescriptorNumber);
+        if (change.ArpNotify is { } arpNotify)
+        {
+            // IFLA_AF_SPEC { AF_INET { IFLA_INET_CONF { IPV4_DEVCONF_ARP_NOTIFY: u32 } } }: the sysctl, without
+            // entering the link's namespace. do_setlink applies it after the rename.
+            int spec = w.BeginNested(LinkAttribute.AddressFamilySpec);
+            int inet = w.BeginNested(AddressFamilySpecAttribute.Inet);
+            int conf = w.BeginNested(InetSpecAttribute.Config);
+            w.PutUInt32(Ipv4DeviceConfig.ArpNotify, arpNotify ? 1u : 0u);
+            w.EndNested(conf);
+            w.EndNested(inet);
+            w.EndNested(spec);
+        }
         return w;
     }
 
-    public static NetlinkWriter Delete(int index)
+    /// <summary>RTM_DELLINK by index, or by IFLA_IFNAME (index 0): the kernel looks the name up itself.</summary>
+    public static NetlinkWriter Delete(int index, string? name = null)
     {
         var w = new NetlinkWriter(NetlinkMessageType.DeleteLink, NetlinkMessageFlags.None);
         new LinkHeader(0, 0, index, 0, 0).Write(w.Reserve(LinkHeader.Size));
+        if (name is not null)
+            w.PutString(LinkAttribute.Name, name);
         return w;
     }
 
@@ -180,7 +195,8 @@ internal static class LinkCodec
         };
     }
 
-    static string KindOf(LinkSpec spec) => spec switch
+    /// <summary>IFLA_INFO_KIND of a link to create.</summary>
+    public static string KindOf(LinkSpec spec) => spec switch
     {
         DummyLinkSpec => "dummy",
         VethLinkSpec => "veth",
