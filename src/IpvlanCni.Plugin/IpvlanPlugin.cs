@@ -51,7 +51,7 @@ public sealed class IpvlanPlugin : ICniPlugin
         {
             Reach("recorded");
             var master = Masters.Ensure(masterName, host, store, mayCreateVlan: !config.LinkInContainer);
-            CheckMaster(config, master, host, store, record);
+            bool portSettingKnown = CheckMaster(config, master, host, store, record);
             Reach("master-ready");
 
             var addresses = ipam is null ? PreviousAddresses(config) : ipam.Allocate(request);
@@ -85,6 +85,8 @@ public sealed class IpvlanPlugin : ICniPlugin
 
             var link = PodInterface.Create(config, master, host, pod, podNs, record, addresses, podHostRoutes, Reach);
             Reach("link-configured");
+            if (!portSettingKnown)
+                RememberPortSetting(config, master, store);
             return new CniResult
             {
                 CniVersion = config.Network.CniVersion,
@@ -284,18 +286,33 @@ public sealed class IpvlanPlugin : ICniPlugin
             throw PluginConfig.Invalid("ipam", "missing, and there is no prevResult with addresses to use instead");
     }
 
-    static void CheckMaster(PluginConfig config, LinkInfo master, RouteClient host, StateStore store, AttachmentRecord adding)
+    /// <summary>Refuses a master this network cannot use; true when the master record already names the port's mode and flag.</summary>
+    static bool CheckMaster(PluginConfig config, LinkInfo master, RouteClient host, StateStore store, AttachmentRecord adding)
     {
         if (master.Kind == "ipvlan")
             throw PluginConfig.Invalid("master", $"\"{master.Name}\" is an ipvlan link itself; the master must be a real (or VLAN) interface");
         if (config.Mtu > master.Mtu)
             throw PluginConfig.Invalid("mtu", $"{config.Mtu} is larger than the MTU {master.Mtu} of master \"{master.Name}\"");
+        if (!config.LinkInContainer && store.TryLoadMaster(master.Name) is { } known
+            && known.PortMode == config.Mode && known.PortFlag == config.Flag)
+            return true; // our last ADD on this master left the port in this mode; a different one would have been refused
         // The attachment being added has no link yet: asking its pod would cost a thread, a socket and a lookup.
         var others = config.LinkInContainer ? [] : store.EnumerateAttachments()
             .Where(a => (a.Network, a.ContainerId, a.IfName) != (adding.Network, adding.ContainerId, adding.IfName));
         var current = Masters.CurrentPortSetting(master, host, store, others);
         if (current is { } setting && (setting.Mode != config.Mode || setting.Flag != config.Flag))
             throw Masters.ModeConflict(master.Name, setting, config.Mode, config.Flag);
+        return false;
+    }
+
+    /// <summary>Records the port's mode and flag for the next ADD's <see cref="CheckMaster"/>; writes only on a change.</summary>
+    static void RememberPortSetting(PluginConfig config, LinkInfo master, StateStore store)
+    {
+        if (config.LinkInContainer)
+            return;
+        var record = store.TryLoadMaster(master.Name) ?? new MasterRecord { Name = master.Name };
+        if (record.PortMode != config.Mode || record.PortFlag != config.Flag)
+            store.Save(record with { PortMode = config.Mode, PortFlag = config.Flag });
     }
 
     static CniResult PreviousAddresses(PluginConfig config)

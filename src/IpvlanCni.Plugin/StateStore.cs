@@ -37,6 +37,12 @@ public sealed record MasterRecord
     public bool CreatedHostInterface { get; init; }
     /// <summary>Addresses we put on the host-side slave ("10.0.0.5/32").</summary>
     public List<string> HostAddresses { get; init; } = [];
+    /// <summary>
+    /// The ipvlan mode and flag our last successful ADD left the master's port in: while they match a new ADD's,
+    /// it skips probing a live slave (a thread, a socket and a lookup in another pod's namespace).
+    /// </summary>
+    public IpvlanCni.Network.IpvlanMode? PortMode { get; init; }
+    public IpvlanCni.Network.IpvlanFlag? PortFlag { get; init; }
 }
 
 [JsonSourceGenerationOptions(WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
