@@ -125,7 +125,7 @@ internal sealed class DiskStore : IDisposable
     /// <summary>The last address reserved from a range set; null when missing, unreadable or not exactly an address.</summary>
     public IPAddress? LastReserved(int rangeSetIndex)
     {
-        var text = ReadSmallFile(Path.Join(Directory, LastReservedPrefix + rangeSetIndex));
+        var text = ReadSmallFile(new FileInfo(Path.Join(Directory, LastReservedPrefix + rangeSetIndex)));
         return text is not null && IpMath.TryParse(text, out var ip) ? ip : null;
     }
 
@@ -137,7 +137,7 @@ internal sealed class DiskStore : IDisposable
         {
             if (!IpMath.TryParse(entry.Name, out var ip))
                 continue;
-            var content = ReadSmallFile(entry.FullName);
+            var content = ReadSmallFile(entry);
             if (content is null)
                 continue;
             string key = content.Trim();
@@ -159,17 +159,21 @@ internal sealed class DiskStore : IDisposable
             TryDelete(f.FullName);
     }
 
-    /// <summary>Reads a regular file's text; null for a symlink, a non-file, a missing or an oversized file.</summary>
-    static string? ReadSmallFile(string path)
+    /// <summary>
+    /// Reads a regular file's text; null for a symlink, a non-file, a missing or an oversized file. The entry's own
+    /// lstat (which an enumeration already made) tells a symlink: every ADD and DEL reads every reservation file,
+    /// so each syscall saved here counts once per pod on the network.
+    /// </summary>
+    static string? ReadSmallFile(FileSystemInfo info)
     {
         try
         {
-            var info = new FileInfo(path);
-            if (!info.Exists || info.LinkTarget is not null || (info.Attributes & (FileAttributes.ReparsePoint | FileAttributes.Directory)) != 0)
+            if (!info.Exists || (info.Attributes & (FileAttributes.ReparsePoint | FileAttributes.Directory)) != 0)
                 return null;
-            if (info.Length > MaxFileBytes)
-                return null;
-            return Encoding.UTF8.GetString(File.ReadAllBytes(path));
+            using var file = File.OpenHandle(info.FullName);
+            Span<byte> content = stackalloc byte[MaxFileBytes + 1];
+            int length = RandomAccess.Read(file, content, 0);
+            return length > MaxFileBytes ? null : Encoding.UTF8.GetString(content[..length]);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
