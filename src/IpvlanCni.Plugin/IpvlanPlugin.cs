@@ -294,7 +294,7 @@ public sealed class IpvlanPlugin : ICniPlugin
         if (config.Mtu > master.Mtu)
             throw PluginConfig.Invalid("mtu", $"{config.Mtu} is larger than the MTU {master.Mtu} of master \"{master.Name}\"");
         if (!config.LinkInContainer && store.TryLoadMaster(master.Name) is { } known
-            && known.PortMode == config.Mode && known.PortFlag == config.Flag)
+            && known.PortSetting == PortSetting(config))
             return true; // our last ADD on this master left the port in this mode; a different one would have been refused
         // The attachment being added has no link yet: asking its pod would cost a thread, a socket and a lookup.
         var others = config.LinkInContainer ? [] : store.EnumerateAttachments()
@@ -311,9 +311,11 @@ public sealed class IpvlanPlugin : ICniPlugin
         if (config.LinkInContainer)
             return;
         var record = store.TryLoadMaster(master.Name) ?? new MasterRecord { Name = master.Name };
-        if (record.PortMode != config.Mode || record.PortFlag != config.Flag)
-            store.Save(record with { PortMode = config.Mode, PortFlag = config.Flag });
+        if (record.PortSetting != PortSetting(config))
+            store.Save(record with { PortSetting = PortSetting(config) });
     }
+
+    static string PortSetting(PluginConfig config) => $"{Masters.Describe(config.Mode)} {Masters.Describe(config.Flag)}";
 
     static CniResult PreviousAddresses(PluginConfig config)
     {
