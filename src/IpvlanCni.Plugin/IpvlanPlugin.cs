@@ -200,7 +200,7 @@ public sealed class IpvlanPlugin : ICniPlugin
                     errors.Add($"{record.ContainerId}/{record.IfName}: {e.Message}");
                 }
             }
-            store.DeleteTemporaries();
+            store.DeleteTemporaries(config.Network.Name);
         }
         if (config.Ipam is { } ipamConfig)
         {
@@ -246,7 +246,7 @@ public sealed class IpvlanPlugin : ICniPlugin
         if (errors.Count > 0)
             throw Combine(errors);
         // A kill during a record's write leaves only its temporary, which no record names.
-        store.DeleteTemporaries();
+        store.DeleteTemporaries(config.Network.Name);
         if (record is null)
             return;
         store.Remove(record);
@@ -263,13 +263,15 @@ public sealed class IpvlanPlugin : ICniPlugin
                 masquerade.Apply(record.Network, record.Master, subnets);
         }
         // Lazily: the first other pod on the master settles it, without reading every pod's record.
-        if (!record.LinkInContainer && !store.EnumerateAttachments().Any(r => r.Master == record.Master && !r.LinkInContainer)
-            && store.TryLoadMaster(record.Master) is { } master)
+        if (!record.LinkInContainer && !store.EnumerateAttachments().Any(r => r.Master == record.Master && !r.LinkInContainer))
         {
-            HostSide.Release(host, store, master);
-            if (master.CreatedVlan && host.TryGetLink(master.Name) is { Kind: "vlan" } vlan)
-                host.DeleteLink(vlan.Index);
-            store.RemoveMaster(master.Name);
+            if (store.TryLoadMaster(record.Master) is { } master)
+            {
+                HostSide.Release(host, store, master);
+                if (master.CreatedVlan && host.TryGetLink(master.Name) is { Kind: "vlan" } vlan)
+                    host.DeleteLink(vlan.Index);
+            }
+            store.RemoveMaster(record.Master);
         }
     }
 
@@ -293,8 +295,7 @@ public sealed class IpvlanPlugin : ICniPlugin
             throw PluginConfig.Invalid("master", $"\"{master.Name}\" is an ipvlan link itself; the master must be a real (or VLAN) interface");
         if (config.Mtu > master.Mtu)
             throw PluginConfig.Invalid("mtu", $"{config.Mtu} is larger than the MTU {master.Mtu} of master \"{master.Name}\"");
-        if (!config.LinkInContainer && store.TryLoadMaster(master.Name) is { } known
-            && known.PortSetting == PortSetting(config))
+        if (!config.LinkInContainer && store.TryReadPortSetting(master.Name) == PortSetting(config))
             return true; // our last ADD on this master left the port in this mode; a different one would have been refused
         // The attachment being added has no link yet: asking its pod would cost a thread, a socket and a lookup.
         var others = config.LinkInContainer ? [] : store.EnumerateAttachments()
@@ -310,9 +311,8 @@ public sealed class IpvlanPlugin : ICniPlugin
     {
         if (config.LinkInContainer)
             return;
-        var record = store.TryLoadMaster(master.Name) ?? new MasterRecord { Name = master.Name };
-        if (record.PortSetting != PortSetting(config))
-            store.Save(record with { PortSetting = PortSetting(config) });
+        if (store.TryReadPortSetting(master.Name) != PortSetting(config))
+            store.SavePortSetting(master.Name, PortSetting(config));
     }
 
     static string PortSetting(PluginConfig config) => $"{Masters.Describe(config.Mode)} {Masters.Describe(config.Flag)}";

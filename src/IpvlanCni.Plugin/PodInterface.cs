@@ -150,8 +150,7 @@ static class PodInterface
         {
             // By name: one round trip each, no lookup first. The temporary name is left only by an ADD that
             // stopped before its rename (or failed it).
-            pod.TryDeleteLink(ifName);
-            if (record is not null)
+            if (!pod.TryDeleteLink(ifName) && record is not null)
                 pod.TryDeleteLink(record.TemporaryName);
         }
     }

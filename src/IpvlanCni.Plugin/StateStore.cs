@@ -37,12 +37,6 @@ public sealed record MasterRecord
     public bool CreatedHostInterface { get; init; }
     /// <summary>Addresses we put on the host-side slave ("10.0.0.5/32").</summary>
     public List<string> HostAddresses { get; init; } = [];
-    /// <summary>
-    /// The ipvlan mode and flag ("l2 bridge") our last successful ADD left the master's port in: while they match a new
-    /// ADD's, it skips probing a live slave (a thread, a socket and a lookup in another pod's namespace). Text, not
-    /// enums: nullable-enum JSON support costs the executable 150 KB and its ADDs peak RSS.
-    /// </summary>
-    public string? PortSetting { get; init; }
 }
 
 [JsonSourceGenerationOptions(WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
@@ -137,6 +131,25 @@ public sealed class StateStore(string root)
     {
         if (!IsLink(MastersDir))
             Delete(MasterPath(name));
+        if (!IsLink(PortsDir))
+            Delete(Path.Combine(PortsDir, name));
+    }
+
+    /// <summary>
+    /// The ipvlan mode and flag ("l2 bridge") our last successful ADD left a master's port in: while they match a new
+    /// ADD's, it need not probe a live slave (a thread, a socket and a lookup in another pod's namespace). A plain
+    /// file apart from the master record: every ADD reads it, and JSON would cost each ADD resident pages.
+    /// </summary>
+    public string? TryReadPortSetting(string master)
+    {
+        string path = Path.Combine(PortsDir, master);
+        return IsLink(PortsDir) || !File.Exists(path) || IsLink(path) ? null : File.ReadAllText(path);
+    }
+
+    public void SavePortSetting(string master, string setting)
+    {
+        CreateDirectory(PortsDir);
+        WriteAtomically(Path.Combine(PortsDir, master), stream => stream.Write(System.Text.Encoding.UTF8.GetBytes(setting)));
     }
 
     // Names were validated (container-ID charset, kernel interface-name rules): none holds '/' or is "." or "..".
@@ -145,16 +158,18 @@ public sealed class StateStore(string root)
         Path.Combine(AttachmentsDir, network, $"{containerId}@{ifName}");
 
     string MasterPath(string name) => Path.Combine(MastersDir, name);
+    string PortsDir => Path.Combine(Root, "ports");
 
     /// <summary>
     /// Removes the temporaries a plugin killed in the middle of a write left behind. Call it holding <see cref="Lock"/>:
     /// every write happens under the lock, so no temporary then belongs to a live writer.
     /// </summary>
-    public void DeleteTemporaries()
+    public void DeleteTemporaries(string network)
     {
-        var dirs = new List<string> { MastersDir };
+        // One network's folder: every DEL or GC of another network cleans its own.
+        var dirs = new List<string> { MastersDir, PortsDir };
         if (Directory.Exists(AttachmentsDir) && !IsLink(AttachmentsDir))
-            dirs.AddRange(Directory.GetDirectories(AttachmentsDir));
+            dirs.Add(Path.Combine(AttachmentsDir, network));
         foreach (string dir in dirs.Where(d => Directory.Exists(d) && !IsLink(d)))
             foreach (string temporary in Directory.GetFiles(dir, "*.tmp"))
                 File.Delete(temporary); // unlinks a planted symlink itself, never its target
@@ -191,7 +206,11 @@ public sealed class StateStore(string root)
         }
     }
 
-    static void Write<T>(string path, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
+    static void Write<T>(string path, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) =>
+        WriteAtomically(path, stream => JsonSerializer.Serialize(stream, value, type));
+
+    /// <summary>Writes a temporary and renames it into place: readers see the old content or the new, never half.</summary>
+    static void WriteAtomically(string path, Action<Stream> write)
     {
         string temporary = path + ".tmp";
         File.Delete(temporary);
@@ -202,7 +221,7 @@ public sealed class StateStore(string root)
                    UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
                }))
         {
-            JsonSerializer.Serialize(stream, value, type);
+            write(stream);
         }
         File.Move(temporary, path, overwrite: true);
     }
