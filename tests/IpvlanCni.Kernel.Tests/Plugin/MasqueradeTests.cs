@@ -6,7 +6,7 @@ using IpvlanCni.Plugin;
 
 namespace IpvlanCni.Kernel.Tests.Plugin;
 
-/// <summary>ipMasq's inputs: the master's name goes into rule text.</summary>
+/// <summary>ipMasq's inputs: the master's name goes into rule text, and the backend is chosen in the caller's namespace.</summary>
 public class MasqueradeTests : KernelTest
 {
     /// <summary>
@@ -52,5 +52,22 @@ public class MasqueradeTests : KernelTest
         cni.Add(config, pod, "c1").Succeeded();
         Assert.Contains(NodeSnapshot.ReadNatRules(node.Namespace, AddressFamily.InterNetwork), rule => rule.Contains($"-o {master} -j RETURN"));
         cni.Del(config, pod, "c1").Succeeded();
+    }
+
+    /// <summary>
+    /// The backend choice reads the legacy tables of the calling thread's namespace (an in-process caller runs on a
+    /// thread inside the node's), not those of the process's main thread: two namespaces, one with the nat table in
+    /// use, give two answers.
+    /// </summary>
+    [Fact]
+    public void Legacy_tables_are_looked_up_in_the_calling_threads_namespace()
+    {
+        using var withTables = new TestNode();
+        using var without = new TestNode();
+        NodeSnapshot.ReadNatRules(withTables.Namespace, AddressFamily.InterNetwork); // iptables-legacy-save instantiates the nat table
+
+        Assert.True(withTables.Namespace.Run(Masquerade.LegacyTablesInUse), "the nat table in use in this namespace went unseen");
+        Assert.False(without.Namespace.Run(Masquerade.LegacyTablesInUse), "another namespace's tables were seen");
+        Assert.IsType<IptablesMasquerade>(withTables.Namespace.Run(Masquerade.ForNode));
     }
 }
