@@ -84,6 +84,7 @@ public sealed record NodeSnapshot(
     static (List<string> Links, List<string> Addresses, List<string> Routes, List<string> Neighbours) Describe(string label, NetNamespace ns)
     {
         using var client = RouteClient.OpenIn(ns);
+        WaitForDuplicateAddressDetection(label, client);
         var links = client.ListLinks();
         string Name(int index) => index == 0 ? "-" : links.FirstOrDefault(l => l.Index == index)?.Name ?? $"#{index}";
         return (
@@ -96,6 +97,26 @@ public sealed record NodeSnapshot(
             // Only entries someone configured: the kernel learns and forgets the others on its own.
             [.. client.ListNeighbours().Where(n => n.State.HasFlag(NeighbourState.Permanent))
                 .Select(n => $"{label} {n.Address} dev={Name(n.LinkIndex)} mac={n.MacAddress}")]);
+    }
+
+    /// <summary>
+    /// Waits until no IPv6 address is tentative: the kernel adds an address's local route only once duplicate address
+    /// detection is over (about a second after a link comes up), so a snapshot taken during it would differ from a
+    /// later one though nothing was changed.
+    /// </summary>
+    static void WaitForDuplicateAddressDetection(string label, RouteClient client)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (true)
+        {
+            var tentative = client.ListAddresses(AddressFamily.InterNetworkV6)
+                .Where(a => (a.Flags & (AddressFlags.Tentative | AddressFlags.DadFailed)) == AddressFlags.Tentative).ToList();
+            if (tentative.Count == 0)
+                return;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"{label}: still tentative after 5 s: {string.Join(", ", tentative.Select(a => a.Prefix))}");
+            Thread.Sleep(50);
+        }
     }
 
     /// <summary>A family's nat table, rules and chains, without comments and counters (iptables-legacy-save -t nat).</summary>
