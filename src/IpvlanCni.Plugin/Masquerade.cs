@@ -45,8 +45,12 @@ public abstract class Masquerade
         throw new CniException(CniErrorCode.NatFailed, "ipMasq: neither iptables nor nft is installed on the node");
     }
 
-    static bool LegacyTablesInUse() =>
-        File.Exists("/proc/net/ip_tables_names") && File.ReadAllText("/proc/net/ip_tables_names").Trim().Length > 0;
+    // thread-self: /proc/net is /proc/self/net, the namespace of the process's main thread, not of a caller's
+    // thread that entered another namespace.
+    internal static bool LegacyTablesInUse() =>
+        File.Exists(LegacyTableNames) && File.ReadAllText(LegacyTableNames).Trim().Length > 0;
+
+    const string LegacyTableNames = "/proc/thread-self/net/ip_tables_names";
 }
 
 sealed class IptablesMasquerade(string iptables, string ip6tables) : Masquerade

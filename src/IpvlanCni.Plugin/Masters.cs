@@ -12,6 +12,17 @@ static class Masters
     /// <summary>The master's name: configured, prevResult's single interface (chained), or the default route's device.</summary>
     public static string ResolveName(PluginConfig config, RouteClient client)
     {
+        string name = FindName(config, client);
+        // ipMasq writes the name into nft and iptables-restore rule text, where a '"', ';' or '#' (all valid in
+        // Linux interface names) would end or change the rule: refuse such a master instead of quoting it.
+        if (config.IpMasq && name.Any(c => !char.IsAsciiLetterOrDigit(c) && c is not ('_' or '.' or '@' or '-')))
+            throw PluginConfig.Invalid("master", $"\"{name}\" has characters other than letters, digits, '_', '.', '@' and '-', " +
+                "which ipMasq cannot put into netfilter rules; rename the interface or turn ipMasq off");
+        return name;
+    }
+
+    static string FindName(PluginConfig config, RouteClient client)
+    {
         if (config.Master is { } configured)
             return configured;
         if (config.Network.PrevResult is { } previous)

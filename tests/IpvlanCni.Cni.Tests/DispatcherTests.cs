@@ -106,13 +106,19 @@ public class DispatcherTests
         {
             var env = Cni.Env(command);
             if (empty) env[variable] = ""; else env.Remove(variable);
-            var plugin = new FakePlugin();
-            var outcome = Cni.Run(env, Cni.Config(), plugin);
-            Assert.Equal(1, outcome.ExitCode);
-            Assert.Equal(CniErrorCode.InvalidEnvironment, outcome.ErrorCode);
-            Assert.Contains(variable, outcome.Message);
-            Assert.Empty(plugin.Requests);
+            AssertRefusedNaming(env, variable);
         }
+    }
+
+    /// <summary>Exit 1 with an environment error that names the variable, and the plugin never called.</summary>
+    static void AssertRefusedNaming(Dictionary<string, string> env, string variable)
+    {
+        var plugin = new FakePlugin();
+        var outcome = Cni.Run(env, Cni.Config(), plugin);
+        Assert.Equal(1, outcome.ExitCode);
+        Assert.Equal(CniErrorCode.InvalidEnvironment, outcome.ErrorCode);
+        Assert.Contains(variable, outcome.Message);
+        Assert.Empty(plugin.Requests);
     }
 
     [Fact]
@@ -140,12 +146,7 @@ public class DispatcherTests
     {
         var env = Cni.Env("ADD");
         env[variable] = value;
-        var plugin = new FakePlugin();
-        var outcome = Cni.Run(env, Cni.Config(), plugin);
-        Assert.Equal(1, outcome.ExitCode);
-        Assert.Equal(CniErrorCode.InvalidEnvironment, outcome.ErrorCode);
-        Assert.Contains(variable, outcome.Message);
-        Assert.Empty(plugin.Requests);
+        AssertRefusedNaming(env, variable);
     }
 
     [Theory]

@@ -62,12 +62,8 @@ public class ConfigTests
     [InlineData("""{"type":"static","addresses":[{"address":"10.1.1.1"}]}""", "ipam.addresses[0].address: \"10.1.1.1\" is not a CIDR")]
     [InlineData("""{"type":"../bin/sh"}""", "ipam.type: \"../bin/sh\" is not a plugin name")]
     [InlineData("""{"ranges":[]}""", "ipam.type: missing")]
-    public void Invalid_values_are_code_7_naming_the_field(string ipam, string message)
-    {
-        var e = Assert.Throws<CniException>(() => Parse(ipam));
-        Assert.Equal(CniErrorCode.InvalidNetworkConfig, e.Code);
-        Assert.StartsWith(message, e.Message);
-    }
+    public void Invalid_values_are_code_7_naming_the_field(string ipam, string message) =>
+        AssertRefused(ipam, CniErrorCode.InvalidNetworkConfig, message);
 
     [Theory]
     [InlineData("""{"type":"host-local","ranges":{}}""", "ipam.ranges: expected an array")]
@@ -75,10 +71,13 @@ public class ConfigTests
     [InlineData("""{"type":"host-local","ranges":[[{"subnet":24}]]}""", "ipam.ranges[0][0].subnet: expected a string")]
     [InlineData("""{"type":"host-local","ranges":[[{"subnet":"10.1.1.0/24"}]],"dataDir":1}""", "ipam.dataDir: expected a string")]
     [InlineData("""{"type":7}""", "ipam.type: expected a string")]
-    public void Wrong_json_types_are_code_6(string ipam, string message)
+    public void Wrong_json_types_are_code_6(string ipam, string message) =>
+        AssertRefused(ipam, CniErrorCode.DecodeFailure, message);
+
+    static void AssertRefused(string ipam, int code, string message)
     {
         var e = Assert.Throws<CniException>(() => Parse(ipam));
-        Assert.Equal(CniErrorCode.DecodeFailure, e.Code);
+        Assert.Equal(code, e.Code);
         Assert.StartsWith(message, e.Message);
     }
 

@@ -5,83 +5,136 @@ using IpvlanCni.Network;
 namespace IpvlanCni.Scenarios;
 
 /// <summary>One plugin run: exit code, stdout (result or error JSON), stderr.</summary>
-public sealed record CniOutcome(int ExitCode, string StdOut, string StdErr)
+public sealed record CniCall(int ExitCode, string StdOut, string StdErr)
 {
-    public bool Succeeded => ExitCode == 0;
     public JsonElement Json => JsonDocument.Parse(StdOut).RootElement;
+
     /// <summary>The spec error's code, null on success.</summary>
     public int? ErrorCode => ExitCode != 0 && StdOut.Length > 0 && Json.TryGetProperty("code", out var code) ? code.GetInt32() : null;
+    public string ErrorMessage => ExitCode != 0 && StdOut.Length > 0 && Json.TryGetProperty("msg", out var msg) ? msg.GetString() ?? "" : "";
 
     /// <summary>Pod addresses of an ADD result ("10.1.0.5/24").</summary>
     public IReadOnlyList<IpPrefix> Addresses => Json.TryGetProperty("ips", out var ips)
         ? [.. ips.EnumerateArray().Select(ip => IpPrefix.Parse(ip.GetProperty("address").GetString()!))]
         : [];
 
-    /// <summary>Throws with the plugin's output unless it succeeded; returns this for chaining.</summary>
-    public CniOutcome OrThrow(string what)
+    /// <summary>Throws with the plugin's output unless it succeeded; returns this call for chaining.</summary>
+    /// <param name="what">The call, for the message ("ADD c1").</param>
+    public CniCall Succeeded(string what = "plugin")
     {
-        if (!Succeeded)
-            throw new InvalidOperationException($"{what} failed: {this}");
+        if (ExitCode != 0)
+            throw new CniCallException($"{what} failed: {this}");
         return this;
+    }
+
+    /// <summary>Throws unless the plugin failed with the spec's error JSON carrying this code; returns the message.</summary>
+    public string FailedWith(int code)
+    {
+        if (ExitCode == 0)
+            throw new CniCallException($"plugin succeeded but should have failed with code {code}: {this}");
+        if (ErrorCode != code)
+            throw new CniCallException($"expected error code {code}: {this}");
+        return ErrorMessage;
     }
 
     public override string ToString() => $"exit {ExitCode}\nstdout: {StdOut}\nstderr: {StdErr}";
 }
 
+/// <summary>A plugin call did not end as its caller required.</summary>
+public sealed class CniCallException(string message) : Exception(message);
+
+/// <summary>A pod as a runtime knows it: the path it passes as CNI_NETNS.</summary>
+public interface IPodNamespace
+{
+    string Path { get; }
+}
+
 /// <summary>
 /// Calls the published plugin exactly as a container runtime does: a process in the node's namespace, the CNI_*
 /// variables in an otherwise empty environment, the network configuration on stdin.
+/// <code>
+/// var cni = new CniRuntime(nodeNamespace);
+/// var added = cni.Add(config, pod, "c1").Succeeded();     // CniCall with .Json, .Addresses, .ErrorCode
+/// cni.Del(config, pod, "c1").Succeeded();
+/// </code>
 /// </summary>
-public sealed class CniRuntime(NetNamespace node)
+public class CniRuntime(NetNamespace node)
 {
     static readonly Lazy<string> Binary = new(Locate);
 
     /// <summary>artifacts/cni/bin/ipvlan-cni as `make publish` leaves it; IPVLANCNI_PLUGIN names it in the sandbox.</summary>
     public static string PluginPath => Binary.Value;
+    public static string PluginDirectory => Path.GetDirectoryName(PluginPath)!;
+    /// <summary>CNI_PATH: ours first, then Debian's reference plugins.</summary>
+    public static string CniPath => $"{PluginDirectory}:/usr/lib/cni";
 
-    public CniOutcome Add(JsonNode config, Pod pod, string containerId, IReadOnlyDictionary<string, string>? env = null) =>
-        Run("ADD", config, containerId, pod.Path, env);
+    /// <summary>The namespace the plugin runs in, as the runtime's own.</summary>
+    public NetNamespace NodeNamespace { get; } = node;
 
-    public CniOutcome Del(JsonNode config, Pod pod, string containerId) => Run("DEL", config, containerId, pod.Path);
+    public CniCall Add(JsonNode config, IPodNamespace pod, string containerId, string ifName = "eth0", IReadOnlyDictionary<string, string>? env = null) =>
+        Run("ADD", config, containerId, pod.Path, ifName, env);
 
-    /// <summary>CHECK with prevResult set to the ADD's result, as a runtime does.</summary>
-    public CniOutcome Check(JsonNode config, Pod pod, string containerId, CniOutcome added)
-    {
-        var withPrevious = config.DeepClone();
-        withPrevious["prevResult"] = JsonNode.Parse(added.StdOut);
-        return Run("CHECK", withPrevious, containerId, pod.Path);
-    }
+    /// <param name="pod">null: DEL without CNI_NETNS, as a runtime sends when the namespace is gone.</param>
+    public CniCall Del(JsonNode config, IPodNamespace? pod, string containerId, string ifName = "eth0", IReadOnlyDictionary<string, string>? env = null) =>
+        Run("DEL", config, containerId, pod?.Path ?? "", ifName, env);
 
-    /// <summary>GC keeping only these containers' eth0 attachments.</summary>
-    public CniOutcome Gc(JsonNode config, params string[] keepContainerIds)
+    /// <summary>CHECK with prevResult set to an ADD's result, as a runtime does.</summary>
+    public CniCall Check(JsonNode config, IPodNamespace pod, string containerId, CniCall added, string ifName = "eth0") =>
+        Run("CHECK", WithPrevResult(config, added), containerId, pod.Path, ifName);
+
+    public CniCall Status(JsonNode config) => Run("STATUS", config, "", "", "");
+
+    /// <summary>GC keeping only these (containerID, ifname) attachments.</summary>
+    public CniCall Gc(JsonNode config, params (string ContainerId, string IfName)[] keep)
     {
         var withList = config.DeepClone();
-        withList["cni.dev/valid-attachments"] = new JsonArray([.. keepContainerIds
-            .Select(id => (JsonNode)new JsonObject { ["containerID"] = id, ["ifname"] = "eth0" })]);
-        return Run("GC", withList, "", "");
+        withList["cni.dev/valid-attachments"] = new JsonArray([.. keep
+            .Select(a => (JsonNode)new JsonObject { ["containerID"] = a.ContainerId, ["ifname"] = a.IfName })]);
+        return Run("GC", withList, "", "", "");
     }
 
-    public CniOutcome Run(string command, JsonNode config, string containerId, string netnsPath,
-        IReadOnlyDictionary<string, string>? env = null)
+    public static JsonNode WithPrevResult(JsonNode config, CniCall added)
     {
-        var environment = new Dictionary<string, string>
-        {
-            ["CNI_COMMAND"] = command,
-            ["CNI_CONTAINERID"] = containerId,
-            ["CNI_NETNS"] = netnsPath,
-            ["CNI_IFNAME"] = command == "GC" ? "" : "eth0",
-            ["CNI_PATH"] = Path.GetDirectoryName(PluginPath)!,
-            ["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin",
-        };
+        var copy = config.DeepClone();
+        copy["prevResult"] = JsonNode.Parse(added.StdOut);
+        return copy;
+    }
+
+    /// <summary>Any command, with any environment: the plugin sees only what is passed here.</summary>
+    /// <param name="plugin">Another plugin binary (Debian's reference ipvlan, say); ours by default.</param>
+    public CniCall Run(string command, JsonNode config, string containerId, string netns, string ifName,
+        IReadOnlyDictionary<string, string>? env = null, string? stdin = null, string? plugin = null)
+    {
+        var environment = Environment(command, containerId, netns, ifName);
         foreach (var (key, value) in env ?? new Dictionary<string, string>())
             environment[key] = value;
-        var result = Programs.Run(node, PluginPath, [], environment, config.ToJsonString(), inheritEnvironment: false);
-        return new CniOutcome(result.ExitCode, result.StdOut, result.StdErr);
+        return RunRaw(environment, stdin ?? config.ToJsonString(), plugin);
     }
+
+    /// <summary>The plugin with exactly this environment and stdin (for malformed requests).</summary>
+    public CniCall RunRaw(IReadOnlyDictionary<string, string> environment, string stdin, string? plugin = null) =>
+        Outcome(Programs.Run(NodeNamespace, plugin ?? PluginPath, [], environment, stdin, inheritEnvironment: false));
+
+    /// <summary>The plugin with this environment and stdin, SIGKILLed <paramref name="killAfter"/> after it started (unless done by then).</summary>
+    public CniCall RunRawAndKill(IReadOnlyDictionary<string, string> environment, string stdin, TimeSpan killAfter) =>
+        Outcome(Programs.RunAndKill(NodeNamespace, PluginPath, [], killAfter, environment, stdin, inheritEnvironment: false));
+
+    static CniCall Outcome(ProgramResult result) => new(result.ExitCode, result.StdOut, result.StdErr);
+
+    /// <summary>The environment <see cref="Run"/> passes, for callers that edit it before <see cref="RunRaw"/>.</summary>
+    public static Dictionary<string, string> Environment(string command, string containerId, string netns, string ifName) => new()
+    {
+        ["CNI_COMMAND"] = command,
+        ["CNI_CONTAINERID"] = containerId,
+        ["CNI_NETNS"] = netns,
+        ["CNI_IFNAME"] = ifName,
+        ["CNI_PATH"] = CniPath,
+        ["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin",
+    };
 
     static string Locate()
     {
-        if (Environment.GetEnvironmentVariable("IPVLANCNI_PLUGIN") is { Length: > 0 } configured)
+        if (System.Environment.GetEnvironmentVariable("IPVLANCNI_PLUGIN") is { Length: > 0 } configured)
             return File.Exists(configured) ? configured : throw new FileNotFoundException($"IPVLANCNI_PLUGIN={configured} does not exist; run make");
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

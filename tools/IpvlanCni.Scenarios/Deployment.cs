@@ -59,7 +59,7 @@ public sealed class Deployment : IDisposable
     AttachedPod Attach(JsonObject config, string containerId)
     {
         var pod = Lab.AddPod();
-        var added = Lab.Cni.Add(config, pod, containerId).OrThrow($"ADD {containerId}");
+        var added = Lab.Cni.Add(config, pod, containerId).Succeeded($"ADD {containerId}");
         _attached.Add((config, pod, containerId));
         return new AttachedPod(pod, added.Addresses);
     }
@@ -70,7 +70,7 @@ public sealed class Deployment : IDisposable
         foreach (var (config, pod, containerId) in Enumerable.Reverse(_attached))
         {
             var deleted = Lab.Cni.Del(config, pod, containerId);
-            if (!deleted.Succeeded)
+            if (deleted.ExitCode != 0)
                 failures.Add($"DEL {containerId}: {deleted}");
         }
         _attached.Clear();

@@ -12,7 +12,7 @@ namespace IpvlanCni.Scenarios;
 /// <code>
 /// using var lab = new Lab(Layout.DesignNote);            // a throw-away node namespace
 /// var pod = lab.AddPod();
-/// var added = lab.Cni.Add(lab.NetworkConfig("net1", lab.Layout.Segments[0]), pod, "c1").OrThrow("ADD");
+/// var added = lab.Cni.Add(lab.NetworkConfig("net1", lab.Layout.Segments[0]), pod, "c1").Succeeded("ADD");
 /// </code>
 /// </summary>
 public sealed class Lab : IDisposable
@@ -242,7 +242,7 @@ public sealed class Lab : IDisposable
 }
 
 /// <summary>A pod's namespace; CNI_NETNS is <see cref="Path"/>.</summary>
-public sealed class Pod(NetNamespace ns) : IDisposable
+public sealed class Pod(NetNamespace ns) : IPodNamespace, IDisposable
 {
     public NetNamespace Namespace { get; } = ns;
     public string Path => Namespace.Path;

@@ -30,7 +30,7 @@ public sealed class LifecycleTests : KernelTest
     /// The node before its first pod. It already forwards, as Kubernetes nodes do: egress "host" turns forwarding
     /// on and never off (the node may route for others), and IPv6 forwarding adds subnet-router anycast routes.
     /// </summary>
-    static string SnapshotBeforeFirstAdd(Lab lab)
+    static NodeSnapshot SnapshotBeforeFirstAdd(Lab lab)
     {
         lab.Node.WriteSysctl("net.ipv4.ip_forward", "1");
         lab.Node.WriteSysctl("net.ipv6.conf.all.forwarding", "1");
@@ -46,6 +46,10 @@ public sealed class LifecycleTests : KernelTest
 
     static bool HasHostRoute(Lab lab, IPAddress podAddress) =>
         lab.NodeClient.ListRoutes().Any(r => r.Destination.Equals(IpPrefix.Host(podAddress)));
+
+    /// <summary>The lines of a family's nat table that mention a chain (its declaration, its rules, jumps to it).</summary>
+    static List<string> NatRulesMentioning(Lab lab, AddressFamily family, string chain) =>
+        [.. NodeSnapshot.ReadNatRules(lab.Node, family).Where(l => l.Contains(chain, StringComparison.Ordinal))];
 
     static void AssertNoRecords(Lab lab)
     {
@@ -69,8 +73,8 @@ public sealed class LifecycleTests : KernelTest
         var config = FullConfig(lab, segment, "full");
         var a = lab.AddPod();
         var b = lab.AddPod();
-        var addedA = lab.Cni.Add(config, a, "ca").OrThrow("ADD a");
-        lab.Cni.Add(config, b, "cb").OrThrow("ADD b");
+        var addedA = lab.Cni.Add(config, a, "ca").Succeeded("ADD a");
+        lab.Cni.Add(config, b, "cb").Succeeded("ADD b");
 
         var slave = HostSideSlave(lab, segment);
         Assert.True(slave.NoArp, "the host-side slave must be NOARP");
@@ -78,13 +82,13 @@ public sealed class LifecycleTests : KernelTest
         foreach (var family in Enum.GetValues<Family>())
             Assert.Contains(IpPrefix.Host(lab.NodePrimaryAddress(family).Address), slaveAddresses);
         Assert.All(addedA.Addresses, p => Assert.True(HasHostRoute(lab, p.Address), $"host route to {p.Address}"));
-        Assert.NotEqual(before, NodeSnapshot.Take(lab));
+        Assert.NotEmpty(NodeSnapshot.Take(lab).DifferencesFrom(before));
 
-        lab.Cni.Del(config, b, "cb").OrThrow("DEL b");
+        lab.Cni.Del(config, b, "cb").Succeeded("DEL b");
         Assert.Equal(slave.Index, HostSideSlave(lab, segment).Index); // a still needs it
-        lab.Cni.Del(config, a, "ca").OrThrow("DEL a");
+        lab.Cni.Del(config, a, "ca").Succeeded("DEL a");
 
-        Assert.Equal(before, NodeSnapshot.Take(lab));
+        NodeSnapshot.Take(lab).AssertSameAs(before, "the last DEL");
         AssertNoRecords(lab);
     }
 
@@ -96,25 +100,25 @@ public sealed class LifecycleTests : KernelTest
         var before = SnapshotBeforeFirstAdd(lab);
         var kept = FullConfig(lab, segment, "kept");
         var dying = FullConfig(lab, segment, "dying", subnet: 1);
-        lab.Cni.Add(kept, lab.AddPod(), "c-kept").OrThrow("ADD kept");
-        var dead = lab.Cni.Add(dying, lab.AddPod(), "c-dead").OrThrow("ADD dead");
-        var alive = lab.Cni.Add(dying, lab.AddPod(), "c-alive").OrThrow("ADD alive");
+        lab.Cni.Add(kept, lab.AddPod(), "c-kept").Succeeded("ADD kept");
+        var dead = lab.Cni.Add(dying, lab.AddPod(), "c-dead").Succeeded("ADD dead");
+        var alive = lab.Cni.Add(dying, lab.AddPod(), "c-alive").Succeeded("ADD alive");
         string dyingChain = Masquerade.ChainName("dying");
 
-        lab.Cni.Gc(dying, "c-alive").OrThrow("GC keeping c-alive");
+        lab.Cni.Gc(dying, ("c-alive", "eth0")).Succeeded("GC keeping c-alive");
         Assert.All(dead.Addresses, p => Assert.False(HasHostRoute(lab, p.Address), $"host route to dead {p.Address}"));
         Assert.All(alive.Addresses, p => Assert.True(HasHostRoute(lab, p.Address), $"host route to alive {p.Address}"));
-        Assert.NotEmpty(NodeSnapshot.NatLinesMentioning(lab, "iptables-legacy-save", dyingChain));
+        Assert.NotEmpty(NatRulesMentioning(lab, AddressFamily.InterNetwork, dyingChain));
 
-        lab.Cni.Gc(dying).OrThrow("GC keeping nothing");
+        lab.Cni.Gc(dying).Succeeded("GC keeping nothing");
         Assert.All(alive.Addresses, p => Assert.False(HasHostRoute(lab, p.Address), $"host route to {p.Address}"));
-        Assert.Empty(NodeSnapshot.NatLinesMentioning(lab, "iptables-legacy-save", dyingChain));
-        Assert.Empty(NodeSnapshot.NatLinesMentioning(lab, "ip6tables-legacy-save", dyingChain));
-        Assert.NotEmpty(NodeSnapshot.NatLinesMentioning(lab, "iptables-legacy-save", Masquerade.ChainName("kept")));
+        Assert.Empty(NatRulesMentioning(lab, AddressFamily.InterNetwork, dyingChain));
+        Assert.Empty(NatRulesMentioning(lab, AddressFamily.InterNetworkV6, dyingChain));
+        Assert.NotEmpty(NatRulesMentioning(lab, AddressFamily.InterNetwork, Masquerade.ChainName("kept")));
         HostSideSlave(lab, segment); // the kept pod still uses it
 
-        lab.Cni.Gc(kept).OrThrow("GC of the last network");
-        Assert.Equal(before, NodeSnapshot.Take(lab));
+        lab.Cni.Gc(kept).Succeeded("GC of the last network");
+        NodeSnapshot.Take(lab).AssertSameAs(before, "GC of the last network");
         AssertNoRecords(lab);
     }
 
@@ -125,8 +129,8 @@ public sealed class LifecycleTests : KernelTest
         var segment = lab.Layout.Segments[0];
         var config = FullConfig(lab, segment, "checked");
         var pod = lab.AddPod();
-        var added = lab.Cni.Add(config, pod, "c1").OrThrow("ADD");
-        lab.Cni.Check(config, pod, "c1", added).OrThrow("CHECK right after ADD");
+        var added = lab.Cni.Add(config, pod, "c1").Succeeded("ADD");
+        lab.Cni.Check(config, pod, "c1", added).Succeeded("CHECK right after ADD");
 
         var slave = HostSideSlave(lab, segment);
         var hostRoute = new RouteInfo(IpPrefix.Host(added.Addresses[0].Address)) { LinkIndex = slave.Index, Scope = RouteScope.Link };
@@ -134,7 +138,7 @@ public sealed class LifecycleTests : KernelTest
         var check = lab.Cni.Check(config, pod, "c1", added);
         Assert.True(check.ErrorCode == (int)CniErrorCode.CheckFailed, $"CHECK without the host route: {check}");
         lab.NodeClient.ReplaceRoute(hostRoute);
-        lab.Cni.Check(config, pod, "c1", added).OrThrow("CHECK with the route back");
+        lab.Cni.Check(config, pod, "c1", added).Succeeded("CHECK with the route back");
 
         // The node address on the host-side slave, and the pod's own route to it.
         var nodeAddress = lab.NodeClient.ListAddresses(AddressFamily.InterNetwork, slave.Index).First();
@@ -152,14 +156,14 @@ public sealed class LifecycleTests : KernelTest
             Assert.True(check.ErrorCode == (int)CniErrorCode.CheckFailed, $"CHECK without the pod's route to the node: {check}");
             podClient.AddRoute(toNode);
         }
-        lab.Cni.Check(config, pod, "c1", added).OrThrow("CHECK with the node address and route back");
+        lab.Cni.Check(config, pod, "c1", added).Succeeded("CHECK with the node address and route back");
 
         var flush = Programs.Run(lab.Node, "/usr/sbin/iptables-legacy", ["-w", "-t", "nat", "-F", Masquerade.ChainName("checked")]);
         Assert.True(flush.Succeeded, flush.ToString());
         check = lab.Cni.Check(config, pod, "c1", added);
         Assert.True(check.ErrorCode == (int)CniErrorCode.NatFailed, $"CHECK without the NAT rules: {check}");
 
-        lab.Cni.Del(config, pod, "c1").OrThrow("DEL");
+        lab.Cni.Del(config, pod, "c1").Succeeded("DEL");
     }
 
     [Theory]
@@ -174,11 +178,11 @@ public sealed class LifecycleTests : KernelTest
         var before = SnapshotBeforeFirstAdd(lab);
         var config = FullConfig(lab, segment, "rollback");
 
-        var failed = lab.Cni.Add(config, lab.AddPod(), "c1", new Dictionary<string, string> { [FaultPoints.Variable] = $"{step}:fail" });
+        var failed = lab.Cni.Add(config, lab.AddPod(), "c1", env: new Dictionary<string, string> { [FaultPoints.Variable] = $"{step}:fail" });
 
-        Assert.False(failed.Succeeded, "the injected fault must fail ADD");
+        Assert.True(failed.ExitCode != 0, "the injected fault must fail ADD");
         Assert.Contains(step, failed.StdOut);
-        Assert.Equal(before, NodeSnapshot.Take(lab));
+        NodeSnapshot.Take(lab).AssertSameAs(before, "the rolled back ADD");
         AssertNoRecords(lab);
     }
 
@@ -192,27 +196,27 @@ public sealed class LifecycleTests : KernelTest
         var config = FullConfig(lab, segment, "crowd");
         var pods = Enumerable.Range(0, Pods).Select(_ => lab.AddPod()).ToList();
 
-        var added = new CniOutcome[Pods];
+        var added = new CniCall[Pods];
         var threads = Enumerable.Range(0, Pods).Select(i => new Thread(() => added[i] = lab.Cni.Add(config, pods[i], $"c{i}"))).ToList();
         threads.ForEach(t => t.Start());
         threads.ForEach(t => t.Join());
 
-        Assert.All(added, a => Assert.True(a.Succeeded, a.ToString()));
+        Assert.All(added, a => a.Succeeded());
         Assert.Equal(Pods * 2, added.SelectMany(a => a.Addresses).Distinct().Count());
         HostSideSlave(lab, segment);
         foreach (var pod in pods)
             foreach (var family in Enum.GetValues<Family>())
                 Assert.True(Programs.Ping(pod.Namespace, lab.NodePrimaryAddress(family).Address), $"{pod.Path} -> node {family}");
         string chain = Masquerade.ChainName("crowd");
-        foreach (string save in new[] { "iptables-legacy-save", "ip6tables-legacy-save" })
-            Assert.Single(NodeSnapshot.NatLinesMentioning(lab, save, chain), l => l.StartsWith("-A POSTROUTING", StringComparison.Ordinal));
+        foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+            Assert.Single(NatRulesMentioning(lab, family, chain), l => l.StartsWith("-A POSTROUTING", StringComparison.Ordinal));
 
-        var deleted = new CniOutcome[Pods];
+        var deleted = new CniCall[Pods];
         threads = Enumerable.Range(0, Pods).Select(i => new Thread(() => deleted[i] = lab.Cni.Del(config, pods[i], $"c{i}"))).ToList();
         threads.ForEach(t => t.Start());
         threads.ForEach(t => t.Join());
-        Assert.All(deleted, d => Assert.True(d.Succeeded, d.ToString()));
-        Assert.Equal(before, NodeSnapshot.Take(lab));
+        Assert.All(deleted, d => d.Succeeded());
+        NodeSnapshot.Take(lab).AssertSameAs(before, "the parallel DELs");
         AssertNoRecords(lab);
     }
 }

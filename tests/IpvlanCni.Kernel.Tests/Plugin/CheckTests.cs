@@ -30,7 +30,7 @@ public class CheckTests : KernelTest
         switch (damage)
         {
             case Damage.DeleteAddress:
-                pod.Client.DeleteAddress(new AddressInfo(eth0.Index, added.Addresses().Single()));
+                pod.Client.DeleteAddress(new AddressInfo(eth0.Index, added.Addresses.Single()));
                 break;
             case Damage.ChangeMtu or Damage.ChangeMtuThatWasNotConfigured:
                 pod.Client.ChangeLink(eth0.Index, new LinkChange { Mtu = 1300 });

@@ -20,10 +20,10 @@ public class ConfigKeyTests : KernelTest
         Assert.Equal(1400, pod.Client.GetLink("eth0").Mtu);
 
         var other = node.AddPod();
-        var before = Snapshot.Take(cni, pod, other);
+        var before = NodeSnapshot.Take(cni, pod, other);
         string message = cni.Add(cni.Config("mtu", "10.10.0.0/24").With("mtu", 1501), other, "c2").FailedWith(7);
         Assert.Contains("mtu", message);
-        Snapshot.Take(cni, pod, other).AssertSameAs(before, "a refused mtu");
+        NodeSnapshot.Take(cni, pod, other).AssertSameAs(before, "a refused mtu");
     }
 
     [Fact]
@@ -71,9 +71,9 @@ public class ConfigKeyTests : KernelTest
         using var node = new TestNode();
         var cni = new PluginRunner(node);
         var pod = node.AddPod();
-        var before = Snapshot.Take(cni, pod);
+        var before = NodeSnapshot.Take(cni, pod);
         Assert.Contains("master", cni.Add(cni.Config("nomaster", "10.10.0.0/24").With("master", null), pod, "c1").FailedWith(7));
-        Snapshot.Take(cni, pod).AssertSameAs(before, "ADD without a usable master");
+        NodeSnapshot.Take(cni, pod).AssertSameAs(before, "ADD without a usable master");
     }
 
     /// <summary>Chained after a plugin that produced the interface and addresses: master and IPs come from prevResult.</summary>
@@ -91,7 +91,7 @@ public class ConfigKeyTests : KernelTest
             """);
 
         var added = cni.Add(config, pod, "c1").Succeeded();
-        Assert.Equal(IpPrefix.Parse("10.10.0.77/24"), added.Addresses().Single());
+        Assert.Equal(IpPrefix.Parse("10.10.0.77/24"), added.Addresses.Single());
         var eth0 = pod.Client.GetLink("eth0");
         Assert.Equal(node.Master.Index, eth0.ParentIndex);
         Assert.Contains(pod.Client.ListAddresses(AddressFamily.InterNetwork, eth0.Index), a => a.Prefix.Equals(IpPrefix.Parse("10.10.0.77/24")));

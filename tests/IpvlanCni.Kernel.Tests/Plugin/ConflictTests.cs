@@ -26,14 +26,14 @@ public class ConflictTests : KernelTest
 
         var second = cni.Config("second", "10.20.0.0/24", "l2").With(key, value);
         var b = node.AddPod();
-        var before = Snapshot.Take(cni, a, a2, b);
+        var before = NodeSnapshot.Take(cni, a, a2, b);
         string message = cni.Add(second, b, "cb").FailedWith(7);
         Assert.Contains(key, message);
         Assert.Contains("\"ens10\"", message);
         Assert.Contains($"{key} {current}", message);
         Assert.Contains($"{key} {asked}", message);
 
-        Snapshot.Take(cni, a, a2, b).AssertSameAs(before, "a refused mode/flag conflict");
+        NodeSnapshot.Take(cni, a, a2, b).AssertSameAs(before, "a refused mode/flag conflict");
         Assert.Null(b.Client.TryGetLink("eth0"));
         Assert.False(cni.HasRecord("second", "cb"));
         Assert.False(Directory.Exists(Path.Combine(cni.DataDir, "second")) &&
@@ -52,11 +52,11 @@ public class ConflictTests : KernelTest
         node.Client.CreateLink(new IpvlanLinkSpec("foreign0", node.Master.Index, IpvlanMode.L3));
         var cni = new PluginRunner(node);
         var pod = node.AddPod();
-        var before = Snapshot.Take(cni, pod);
+        var before = NodeSnapshot.Take(cni, pod);
         string message = cni.Add(cni.Config("l2net", "10.10.0.0/24", "l2"), pod, "c1").FailedWith(7);
         Assert.Contains("foreign0", message);
         Assert.Contains("mode l3", message);
-        Snapshot.Take(cni, pod).AssertSameAs(before, "a refused conflict with a foreign slave");
+        NodeSnapshot.Take(cni, pod).AssertSameAs(before, "a refused conflict with a foreign slave");
         Assert.Equal(IpvlanMode.L3, node.Client.GetLink("foreign0").IpvlanMode);
     }
 
@@ -67,11 +67,11 @@ public class ConflictTests : KernelTest
         node.Client.CreateLink(new MacvlanLinkSpec("mv0", node.Master.Index));
         var cni = new PluginRunner(node);
         var pod = node.AddPod();
-        var before = Snapshot.Take(cni, pod);
+        var before = NodeSnapshot.Take(cni, pod);
         string message = cni.Add(cni.Config("mac", "10.10.0.0/24"), pod, "c1").FailedWith(7);
         Assert.Contains("macvlan", message);
         Assert.Contains("ens10", message);
-        Snapshot.Take(cni, pod).AssertSameAs(before, "a refused master carrying macvlan");
+        NodeSnapshot.Take(cni, pod).AssertSameAs(before, "a refused master carrying macvlan");
     }
 
     [Fact]
@@ -83,11 +83,11 @@ public class ConflictTests : KernelTest
         pod.Client.CreateLink(new DummyLinkSpec("eth0"));
         var existing = pod.Client.GetLink("eth0");
         pod.Client.AddAddress(new AddressInfo(existing.Index, IpPrefix.Parse("192.168.7.7/24")));
-        var before = Snapshot.Take(cni, pod);
+        var before = NodeSnapshot.Take(cni, pod);
 
         string message = cni.Add(cni.Config("exists", "10.10.0.0/24"), pod, "c1").FailedWith(104);
         Assert.Contains("eth0", message);
-        Snapshot.Take(cni, pod).AssertSameAs(before, "ADD onto an existing CNI_IFNAME");
+        NodeSnapshot.Take(cni, pod).AssertSameAs(before, "ADD onto an existing CNI_IFNAME");
         var after = pod.Client.GetLink("eth0");
         Assert.Equal((existing.Index, "dummy", existing.MacAddress), (after.Index, after.Kind!, after.MacAddress));
     }
@@ -100,9 +100,9 @@ public class ConflictTests : KernelTest
         var pod = node.AddPod();
         var config = cni.Config("twice", "10.10.0.0/24");
         var address = cni.Add(config, pod, "c1").Succeeded().Address();
-        var before = Snapshot.Take(cni, pod);
+        var before = NodeSnapshot.Take(cni, pod);
         cni.Add(config, pod, "c1").FailedWith(104);
-        Snapshot.Take(cni, pod).AssertSameAs(before, "a repeated ADD");
+        NodeSnapshot.Take(cni, pod).AssertSameAs(before, "a repeated ADD");
         Assert.True(cni.IsReserved("twice", address));
     }
 }

@@ -80,11 +80,11 @@ public class DelTests : KernelTest
         Assert.False(cni.IsReserved("twice", address));
         Assert.Null(pod.Client.TryGetLink("eth0"));
 
-        var before = Snapshot.Take(cni, pod);
+        var before = NodeSnapshot.Take(cni, pod);
         cni.Del(config, pod, "never").Succeeded();
         cni.Del(config, null, "never").Succeeded();
         cni.Del(cni.Config("unknownnet", "10.10.0.0/24"), pod, "c2").Succeeded();
-        Snapshot.Take(cni, pod).AssertSameAs(before, "DEL of attachments never added");
+        NodeSnapshot.Take(cni, pod).AssertSameAs(before, "DEL of attachments never added");
         Assert.True(cni.IsReserved("twice", other), "DEL of another attachment released c2's address");
     }
 }

@@ -1,8 +1,9 @@
-using System.Net;
 using System.Net.Sockets;
+using System.Net;
 using System.Text.Json.Nodes;
 using IpvlanCni.Kernel.Tests.Support;
 using IpvlanCni.Network;
+using IpvlanCni.Scenarios;
 
 namespace IpvlanCni.Kernel.Tests.Plugin;
 
@@ -30,20 +31,20 @@ public class DualStackTests : KernelTest
         {
             var eth0 = pod.Client.GetLink("eth0");
             var addresses = pod.Client.ListAddresses(AddressFamily.Unspecified, eth0.Index).Select(x => x.Prefix).ToList();
-            Assert.Equal(2, added.Addresses().Count);
-            Assert.All(added.Addresses(), expected => Assert.Contains(expected, addresses));
+            Assert.Equal(2, added.Addresses.Count);
+            Assert.All(added.Addresses, expected => Assert.Contains(expected, addresses));
             Assert.Equal(IPAddress.Parse("fd00:10::1"), pod.Route("::/0")?.Gateway);
             Assert.Equal(IPAddress.Parse("10.10.0.1"), pod.Route("0.0.0.0/0")?.Gateway);
             Assert.DoesNotContain(pod.Client.ListAddresses(AddressFamily.InterNetworkV6, eth0.Index),
-                x => x.Prefix.Equals(added.Addresses().Single(p => !p.IsIPv4)) && x.Flags.HasFlag(AddressFlags.Tentative));
+                x => x.Prefix.Equals(added.Addresses.Single(p => !p.IsIPv4)) && x.Flags.HasFlag(AddressFlags.Tentative));
         }
-        var ping6 = TestPod.PingFrom(a.Namespace, addB.Address(AddressFamily.InterNetworkV6));
+        var ping6 = Programs.RunPing(a.Namespace, addB.Address(AddressFamily.InterNetworkV6), seconds: 2);
         Assert.True(ping6.ExitCode == 0, $"ping6: {ping6}");
         Assert.True(b.Ping(addA.Address(AddressFamily.InterNetworkV6)));
         Assert.True(a.Ping(addB.Address()));
         cni.Check(config, a, "ca", addA).Succeeded();
 
         cni.Del(config, a, "ca").Succeeded();
-        Assert.All(addA.Addresses(), x => Assert.False(cni.IsReserved("dual", x.Address)));
+        Assert.All(addA.Addresses, x => Assert.False(cni.IsReserved("dual", x.Address)));
     }
 }

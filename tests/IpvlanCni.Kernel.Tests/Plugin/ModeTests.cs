@@ -1,8 +1,9 @@
-using System.Net;
 using System.Net.Sockets;
+using System.Net;
 using System.Text.Json.Nodes;
 using IpvlanCni.Kernel.Tests.Support;
 using IpvlanCni.Network;
+using IpvlanCni.Scenarios;
 
 namespace IpvlanCni.Kernel.Tests.Plugin;
 
@@ -91,7 +92,7 @@ public class ModeTests : KernelTest
         Assert.Equal(a.Client.GetLink("eth0").ParentIndex, node.Master.Index);
         Assert.True(a.Ping(addressB), $"{addressA} cannot reach {addressB}");
         Assert.True(b.Ping(addressA), $"{addressB} cannot reach {addressA}");
-        Assert.True(PluginKit.TcpRoundTrip(a, b, addressB), $"no TCP from {addressA} to {addressB}");
+        Assert.True(Programs.TcpConnect(a.Namespace, b.Namespace, addressB, 5000), $"no TCP from {addressA} to {addressB}");
     }
 
     /// <summary>l2 pods on one master carry TCP too (ARP, then a connection through the master's port).</summary>
@@ -105,6 +106,6 @@ public class ModeTests : KernelTest
         var b = node.AddPod();
         cni.Add(config, a, "ca").Succeeded();
         var addressB = cni.Add(config, b, "cb").Succeeded().Address();
-        Assert.True(PluginKit.TcpRoundTrip(a, b, addressB));
+        Assert.True(Programs.TcpConnect(a.Namespace, b.Namespace, addressB, 5000));
     }
 }

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using IpvlanCni.Kernel.Tests.Support;
 using IpvlanCni.Network;
 using IpvlanCni.Plugin;
+using IpvlanCni.Scenarios;
 
 namespace IpvlanCni.Kernel.Tests.Plugin;
 

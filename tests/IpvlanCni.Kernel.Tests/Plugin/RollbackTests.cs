@@ -28,12 +28,12 @@ public class RollbackTests : KernelTest
             .With("ipMasq", true)
             .With("hostAccess", JsonNode.Parse("""{"addresses":["10.10.0.1"]}"""));
         var pod = node.AddPod();
-        var before = Snapshot.Take(cni, live, pod);
+        var before = NodeSnapshot.Take(cni, live, pod);
 
         var failed = cni.Add(config, pod, "c1", env: new Dictionary<string, string> { [FaultPoints.Variable] = $"{step}:fail" });
         Assert.Contains(step, failed.FailedWith(999));
 
-        Snapshot.Take(cni, live, pod).AssertSameAs(before, $"ADD failed at {step}");
+        NodeSnapshot.Take(cni, live, pod).AssertSameAs(before, $"ADD failed at {step}");
         // Nothing half-done blocks the same ADD afterwards.
         cni.Add(config, pod, "c1").Succeeded();
     }
@@ -49,15 +49,15 @@ public class RollbackTests : KernelTest
             .With("ipMasq", true)
             .With("hostAccess", JsonNode.Parse("""{"addresses":["10.10.0.1"]}"""));
         var pod = node.AddPod();
-        var before = Snapshot.Take(cni, pod);
+        var before = NodeSnapshot.Take(cni, pod);
         var address = cni.Add(config, pod, "c1").Succeeded().Address();
 
-        var added = Snapshot.Take(cni, pod).Lines.Except(before.Lines).ToList();
+        var added = NodeSnapshot.Take(cni, pod).Lines.Except(before.Lines).ToList();
         string[] expected =
         [
-            "node link ens10.500 vlan", "node link ipvlh", $"node address 10.10.0.1/32 dev ipvlh", $"node route {address}/32 via  dev ipvlh",
-            $"{pod.Name} link eth0 ipvlan", $"{pod.Name} address {address}/24 dev eth0", $"{pod.Name} route 0.0.0.0/0 via 10.70.0.1 dev eth0",
-            "/attachments/seen/c1@eth0: ", "/masters/ens10.500: ", $"/ipam/seen/{address}: ", "nat -A POSTROUTING",
+            "link node ens10.500 kind=vlan", "link node ipvlh", "address node 10.10.0.1/32 dev=ipvlh", $"route node table=254 {address}/32 via= dev=ipvlh",
+            $"link {pod.Name} eth0 kind=ipvlan", $"address {pod.Name} {address}/24 dev=eth0", $"route {pod.Name} table=254 0.0.0.0/0 via=10.70.0.1 dev=eth0",
+            "/attachments/seen/c1@eth0 file ", "/masters/ens10.500 file ", $"/ipam/seen/{address} file ", "nat ipv4 -A POSTROUTING",
         ];
         Assert.All(expected, line => Assert.Contains(added, l => l.Contains(line)));
     }
@@ -73,10 +73,10 @@ public class RollbackTests : KernelTest
         var first = node.AddPod();
         cni.Add(config, first, "c1").Succeeded();
         var pod = node.AddPod();
-        var before = Snapshot.Take(cni, first, pod);
+        var before = NodeSnapshot.Take(cni, first, pod);
 
         Assert.Contains("10.80.0", cni.Add(config, pod, "c2").FailedWith(101));
-        Snapshot.Take(cni, first, pod).AssertSameAs(before, "ADD with an exhausted range");
+        NodeSnapshot.Take(cni, first, pod).AssertSameAs(before, "ADD with an exhausted range");
     }
 
     /// <summary>A route the kernel refuses (its gateway is on no link) fails the ADD late, after the link is up.</summary>
@@ -88,12 +88,12 @@ public class RollbackTests : KernelTest
         var config = cni.Config("badroute", "10.80.0.0/24").With("master", "ens10.602");
         config.Ipam()["routes"] = JsonNode.Parse("""[{"dst":"0.0.0.0/0"},{"dst":"192.168.0.0/16","gw":"172.16.0.1"}]""");
         var pod = node.AddPod();
-        var before = Snapshot.Take(cni, pod);
+        var before = NodeSnapshot.Take(cni, pod);
 
         var failed = cni.Add(config, pod, "c1");
         Assert.NotEqual(0, failed.ExitCode);
         Assert.Contains("192.168.0.0/16", failed.ErrorMessage);
-        Snapshot.Take(cni, pod).AssertSameAs(before, "ADD whose route the kernel refused");
+        NodeSnapshot.Take(cni, pod).AssertSameAs(before, "ADD whose route the kernel refused");
     }
 
     /// <summary>The range's only address is held by another container (another plugin, say): the VLAN made for this ADD goes again.</summary>
@@ -108,10 +108,10 @@ public class RollbackTests : KernelTest
         Directory.CreateDirectory(Path.Combine(cni.DataDir, "taken"));
         File.WriteAllText(Path.Combine(cni.DataDir, "taken", "10.80.0.5"), "someone\r\neth0");
         var pod = node.AddPod();
-        var before = Snapshot.Take(cni, pod);
+        var before = NodeSnapshot.Take(cni, pod);
 
         cni.Add(config, pod, "c1").FailedWith(101);
-        Snapshot.Take(cni, pod).AssertSameAs(before, "ADD that found no address");
+        NodeSnapshot.Take(cni, pod).AssertSameAs(before, "ADD that found no address");
         Assert.Null(node.Client.TryGetLink("ens10.601"));
     }
 }

@@ -80,9 +80,9 @@ public class GcTests : KernelTest
         var config = cni.Config("gcnolist", "10.10.0.0/24");
         var pod = node.AddPod();
         var address = cni.Add(config, pod, "c1").Succeeded().Address();
-        var before = Snapshot.Take(cni, pod);
+        var before = NodeSnapshot.Take(cni, pod);
         Assert.Contains("valid-attachments", cni.Run("GC", config, "", "", "").FailedWith(7));
-        Snapshot.Take(cni, pod).AssertSameAs(before, "GC without a list");
+        NodeSnapshot.Take(cni, pod).AssertSameAs(before, "GC without a list");
         Assert.True(cni.IsReserved("gcnolist", address));
     }
 

@@ -36,7 +36,7 @@ public class VersionMatrixTests : KernelTest
         Assert.Equal(old, ip.TryGetProperty("version", out var ipVersion));
         if (old)
             Assert.Equal("4", ipVersion.GetString());
-        var address = added.Addresses().Single();
+        var address = added.Addresses.Single();
         Assert.Contains(pod.Client.ListAddresses(AddressFamily.InterNetwork, link.Index), a => a.Prefix.Equals(address));
         Assert.True(cni.IsReserved("matrix", address.Address));
 
@@ -77,7 +77,7 @@ public class VersionMatrixTests : KernelTest
     {
         using var node = new TestNode();
         var env = new Dictionary<string, string> { ["CNI_COMMAND"] = "VERSION" };
-        var answer = PluginRunner.RunRaw(node, env, "").Succeeded().Json;
+        var answer = new PluginRunner(node).RunRaw(env, "").Succeeded().Json;
         Assert.Equal("1.1.0", answer.GetProperty("cniVersion").GetString());
         var supported = answer.GetProperty("supportedVersions").EnumerateArray().Select(v => v.GetString()).ToList();
         Assert.All(PluginKit.Versions, v => Assert.Contains(v, supported));

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using IpvlanCni.Cni;
 using IpvlanCni.Kernel.Tests.Support;
+using IpvlanCni.Scenarios;
 
 namespace IpvlanCni.Kernel.Tests.Reliability;
 
@@ -65,7 +66,7 @@ public class BadInputTests(BadInputNode fixture) : KernelTest, IClassFixture<Bad
 
     static Request Add(BadInputNode n, Action<Dictionary<string, string>>? env = null, Action<JsonObject>? config = null, string? stdin = null)
     {
-        var environment = PluginRunner.Environment("ADD", "c-bad", n.Pod.Path, "eth1");
+        var environment = CniRuntime.Environment("ADD", "c-bad", n.Pod.Path, "eth1");
         env?.Invoke(environment);
         var json = (JsonObject)n.Config.DeepClone();
         config?.Invoke(json);
@@ -219,7 +220,7 @@ public class BadInputTests(BadInputNode fixture) : KernelTest, IClassFixture<Bad
         var testCase = Cases[name];
         var request = testCase.Build(fixture);
 
-        var call = PluginRunner.RunRaw(fixture.Node, request.Env, request.Stdin);
+        var call = fixture.Cni.RunRaw(request.Env, request.Stdin);
 
         Assert.True(call.ExitCode != 0, $"{name}: exit 0: {call}");
         var error = call.Json; // the spec's error object, whatever went wrong

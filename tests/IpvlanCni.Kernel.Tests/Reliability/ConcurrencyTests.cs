@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using IpvlanCni.Kernel.Tests.Support;
 using IpvlanCni.Network;
+using IpvlanCni.Scenarios;
 
 namespace IpvlanCni.Kernel.Tests.Reliability;
 

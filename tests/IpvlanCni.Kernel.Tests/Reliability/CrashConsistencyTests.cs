@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using IpvlanCni.Kernel.Tests.Support;
 using IpvlanCni.Plugin;
+using IpvlanCni.Scenarios;
 
 namespace IpvlanCni.Kernel.Tests.Reliability;
 
@@ -17,7 +18,7 @@ public class CrashConsistencyTests : KernelTest
 
     static Dictionary<string, string> AddEnvironment(TestPod pod, string containerId, string? fault = null)
     {
-        var env = PluginRunner.Environment("ADD", containerId, pod.Path, "eth0");
+        var env = CniRuntime.Environment("ADD", containerId, pod.Path, "eth0");
         if (fault is not null)
             env[FaultPoints.Variable] = fault;
         return env;
@@ -30,7 +31,7 @@ public class CrashConsistencyTests : KernelTest
         cni.Add(config, pod, "warmup").Succeeded();
         cni.Del(config, pod, "warmup").Succeeded();
         Assert.Empty(Residue.Files(cni));
-        return Residue.Network(node);
+        return NodeSnapshot.Take(node);
     }
 
     static void AssertNothingLeft(TestNode node, PluginRunner cni, NodeSnapshot baseline, IEnumerable<TestPod> pods, string what)
@@ -38,7 +39,7 @@ public class CrashConsistencyTests : KernelTest
         Assert.True(Residue.Files(cni).Count == 0, $"{what}: left {string.Join(", ", Residue.Files(cni))}");
         foreach (var pod in pods)
             Assert.True(Residue.PodLinks(pod).Count == 0, $"{what}: pod {pod.Name} still has {string.Join(", ", Residue.PodLinks(pod))}");
-        Residue.Network(node).AssertSameAs(baseline, what);
+        NodeSnapshot.Take(node).AssertSameAs(baseline, what);
     }
 
     [Fact]
@@ -52,7 +53,7 @@ public class CrashConsistencyTests : KernelTest
         foreach (string step in FaultPoints.AddSteps)
         {
             var pod = node.AddPod();
-            var crashed = PluginRunner.RunRaw(node, AddEnvironment(pod, "c1", $"{step}:crash"), config.ToJsonString());
+            var crashed = cni.RunRaw(AddEnvironment(pod, "c1", $"{step}:crash"), config.ToJsonString());
             Assert.True(crashed.ExitCode == Killed, $"{step}: expected SIGKILL: {crashed}");
 
             cni.Del(config, pod, "c1").Succeeded();
@@ -82,7 +83,7 @@ public class CrashConsistencyTests : KernelTest
         {
             var pod = node.AddPod();
             int delay = random.Next(window);
-            var call = PluginRunner.RunRawAndKill(node, AddEnvironment(pod, $"k{i}"), config.ToJsonString(), TimeSpan.FromMilliseconds(delay));
+            var call = cni.RunRawAndKill(AddEnvironment(pod, $"k{i}"), config.ToJsonString(), TimeSpan.FromMilliseconds(delay));
             string outcome = call.ExitCode switch { Killed => "killed", 0 => "finished", _ => $"exit {call.ExitCode}" };
             outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
 
@@ -105,7 +106,7 @@ public class CrashConsistencyTests : KernelTest
         {
             var pod = node.AddPod();
             pods.Add(pod);
-            var crashed = PluginRunner.RunRaw(node, AddEnvironment(pod, $"g-{step}", $"{step}:crash"), config.ToJsonString());
+            var crashed = cni.RunRaw(AddEnvironment(pod, $"g-{step}", $"{step}:crash"), config.ToJsonString());
             Assert.True(crashed.ExitCode == Killed, $"{step}: expected SIGKILL: {crashed}");
         }
         Assert.NotEmpty(Residue.Files(cni));

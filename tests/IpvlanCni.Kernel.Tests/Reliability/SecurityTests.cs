@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using IpvlanCni.Kernel.Tests.Support;
+using IpvlanCni.Scenarios;
 
 namespace IpvlanCni.Kernel.Tests.Reliability;
 
@@ -37,8 +38,8 @@ public class SecurityTests : KernelTest
         var referenceConfig = config.DeepClone();
         referenceConfig["ipam"]!["dataDir"] = referenceData;
         referenceConfig["cniVersion"] = "1.0.0"; // Debian's host-local 1.1.1 predates CNI 1.1.0
-        var env = PluginRunner.Environment("ADD", "c1", pod.Path, "eth0");
-        var reference = NamespaceProcess.Run(node.Namespace, ReferenceHostLocal, [], env, referenceConfig.ToJsonString(), inheritEnvironment: false);
+        var env = CniRuntime.Environment("ADD", "c1", pod.Path, "eth0");
+        var reference = cni.RunRaw(env, referenceConfig.ToJsonString(), plugin: ReferenceHostLocal);
         Assert.True(reference.ExitCode == 0, $"reference host-local: {reference}");
 
         Assert.Equal(Modes($"{referenceData}/modes"), Modes($"{cni.DataDir}/modes"));

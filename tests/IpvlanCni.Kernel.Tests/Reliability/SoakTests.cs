@@ -1,8 +1,9 @@
-using System.Text;
 using System.Text.Json.Nodes;
+using System.Text;
 using IpvlanCni.Cni;
 using IpvlanCni.Kernel.Tests.Support;
 using IpvlanCni.Plugin;
+using IpvlanCni.Scenarios;
 
 namespace IpvlanCni.Kernel.Tests.Reliability;
 
@@ -25,7 +26,7 @@ public class SoakTests : KernelTest
 
     static void Dispatch(TestNode node, string command, JsonNode config, TestPod pod, string containerId, string ifName = "eth0")
     {
-        var env = PluginRunner.Environment(command, containerId, pod.Path, ifName);
+        var env = CniRuntime.Environment(command, containerId, pod.Path, ifName);
         using var stdin = new MemoryStream(Encoding.UTF8.GetBytes(config.ToJsonString()));
         using var stdout = new MemoryStream();
         int exit = node.Namespace.Run(() => CniDispatcher.Run(new IpvlanPlugin(), env, stdin, stdout));
@@ -57,7 +58,9 @@ public class SoakTests : KernelTest
         }
         for (int i = 0; i < WarmUp; i++)
             Cycle($"w{i}", withNat: true);
-        var before = NodeSnapshot.Take(node, cni.StateDir, cni.DataDir);
+        // last_reserved_ip.0 moves on with every ADD, as in the reference; nothing else may differ.
+        var folders = new SnapshotFolders(cni.StateDir, cni.DataDir) { IgnoredNames = ["last_reserved_ip.*"] };
+        var before = NodeSnapshot.Take(node, folders);
         int descriptors = OpenDescriptors();
 
         for (int i = 0; i < Cycles; i++)
@@ -70,10 +73,7 @@ public class SoakTests : KernelTest
 
         int leaked = OpenDescriptors() - descriptors;
         Assert.True(leaked <= 0, $"{leaked} more open descriptors after {Cycles} cycles: {string.Join(", ", Descriptors())}");
-        var after = NodeSnapshot.Take(node, cni.StateDir, cni.DataDir);
-        // last_reserved_ip.0 moves on with every ADD, as in the reference; nothing else may differ.
-        static NodeSnapshot WithoutLastReserved(NodeSnapshot s) => s with { Files = [.. s.Files.Where(f => !f.Contains("last_reserved_ip."))] };
-        WithoutLastReserved(after).AssertSameAs(WithoutLastReserved(before), $"{Cycles} ADD/DEL cycles");
+        NodeSnapshot.Take(node, folders).AssertSameAs(before, $"{Cycles} ADD/DEL cycles");
         Assert.Empty(Residue.Files(cni));
         Assert.Empty(Residue.PodLinks(pod));
     }

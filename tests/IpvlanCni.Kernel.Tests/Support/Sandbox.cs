@@ -3,7 +3,9 @@
 //   KernelTest                     base class whose constructor calls Sandbox.Require().
 //   TestNode / TestPod             a throw-away "node" namespace with a dummy master (default ens10, up, addressed)
 //                                  and pod namespaces on demand, each with its own RouteClient; Dispose removes all.
-//   NamespaceProcess.Run(...)      runs a program (ping, the plugin) inside a namespace with env vars and stdin.
+//   PluginRunner                   Scenarios' CniRuntime (the published plugin, called as a runtime calls it) with the
+//                                  node's own state and IPAM folders; Scenarios' Programs runs any program in a namespace.
+//   NodeSnapshot                   the node (and pods, folders, NAT rules) as comparable lines, with a diff.
 //   RecordingTransport             a real socket that keeps the datagrams it receives (for golden bytes).
 using IpvlanCni.Network;
 

@@ -1,5 +1,6 @@
 using System.Net;
 using IpvlanCni.Network;
+using IpvlanCni.Scenarios;
 
 namespace IpvlanCni.Kernel.Tests.Support;
 
@@ -63,7 +64,7 @@ public sealed class TestNode : IDisposable
     }
 
     /// <summary>Runs a program inside the node namespace.</summary>
-    public ProcessResult Exec(string file, params string[] args) => NamespaceProcess.Run(Namespace, file, args);
+    public ProgramResult Exec(string file, params string[] args) => Programs.Run(Namespace, file, args);
 
     public void Dispose()
     {
@@ -77,7 +78,7 @@ public sealed class TestNode : IDisposable
 }
 
 /// <summary>A pod's namespace (/run/netns/&lt;Name&gt;) and a client bound to it.</summary>
-public sealed class TestPod(string name, NetNamespace ns, RouteClient client) : IDisposable
+public sealed class TestPod(string name, NetNamespace ns, RouteClient client) : IPodNamespace, IDisposable
 {
     public string Name { get; } = name;
     public NetNamespace Namespace { get; } = ns;
@@ -85,25 +86,11 @@ public sealed class TestPod(string name, NetNamespace ns, RouteClient client) : 
     /// <summary>The path a container runtime would pass as CNI_NETNS.</summary>
     public string Path => Namespace.Path;
 
-    /// <summary>One ping from inside the pod: true when a reply came back within <paramref name="seconds"/> (default 2).</summary>
+    /// <summary>Pings from inside the pod: true when a reply came back within <paramref name="seconds"/> (default 2).</summary>
     /// <remarks>Where no reply is the expected answer, 1 s is plenty: replies between namespaces take microseconds.</remarks>
-    public bool Ping(IPAddress address, int seconds = 2) => PingFrom(Namespace, address, seconds).ExitCode == 0;
+    public bool Ping(IPAddress address, int seconds = 2) => Programs.Ping(Namespace, address, seconds);
 
-    /// <summary>
-    /// ping -c1 -w<paramref name="seconds"/> from inside a namespace (iputils ping when installed, else busybox's, which
-    /// the sandbox needs anyway). A deadline (-w), not a reply timeout (-W): a ping whose sends fail would otherwise retry.
-    /// </summary>
-    public static ProcessResult PingFrom(NetNamespace ns, IPAddress address, int seconds = 2)
-    {
-        string[] ping = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? ["ping", "-6"] : ["ping"];
-        var args = new List<string>(ping[1..]) { "-c1", $"-w{seconds}", address.ToString() };
-        foreach (var dir in new[] { "/bin", "/usr/bin", "/sbin", "/usr/sbin" })
-            if (File.Exists($"{dir}/ping"))
-                return NamespaceProcess.Run(ns, $"{dir}/ping", args);
-        return NamespaceProcess.Run(ns, File.Exists("/bin/busybox") ? "/bin/busybox" : "/usr/bin/busybox", [ping[0], .. args]);
-    }
-
-    public ProcessResult Exec(string file, params string[] args) => NamespaceProcess.Run(Namespace, file, args);
+    public ProgramResult Exec(string file, params string[] args) => Programs.Run(Namespace, file, args);
 
     public void Dispose()
     {
