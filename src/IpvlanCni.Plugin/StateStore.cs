@@ -19,11 +19,11 @@ public sealed record AttachmentRecord
     public required string TemporaryName { get; init; }
     public bool LinkInContainer { get; init; }
     /// <summary>Pod addresses ("10.1.1.5/24"), known once IPAM has answered.</summary>
-    public List<string> Addresses { get; init; } = [];
+    public List<string> Addresses { get; init => field = value ?? []; } = [];
     /// <summary>The host-side slave this pod has a host route through, once added.</summary>
     public string? HostInterface { get; init; }
     /// <summary>The subnets this pod's NAT rules cover, once added.</summary>
-    public List<string> MasqueradedSubnets { get; init; } = [];
+    public List<string> MasqueradedSubnets { get; init => field = value ?? []; } = [];
 }
 
 /// <summary>What the plugin created on a master and must remove with its last pod, never before, never otherwise.</summary>
@@ -36,7 +36,7 @@ public sealed record MasterRecord
     public string? HostInterface { get; init; }
     public bool CreatedHostInterface { get; init; }
     /// <summary>Addresses we put on the host-side slave ("10.0.0.5/32").</summary>
-    public List<string> HostAddresses { get; init; } = [];
+    public List<string> HostAddresses { get; init => field = value ?? []; } = [];
 }
 
 [JsonSourceGenerationOptions(WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
