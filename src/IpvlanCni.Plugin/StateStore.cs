@@ -228,6 +228,8 @@ public sealed class StateStore(string root)
 
     static void Delete(string path)
     {
+        if (!Directory.Exists(Path.GetDirectoryName(path)))
+            return; // nothing was ever written there
         File.Delete(path);
         File.Delete(path + ".tmp");
     }
