@@ -39,6 +39,7 @@ public sealed class IpvlanPlugin : ICniPlugin
             NetnsPath = request.NetnsPath,
             Master = masterName,
             TemporaryName = TemporaryName(),
+            PortSetting = PortSetting(config),
             LinkInContainer = config.LinkInContainer,
         };
         var ipam = config.Ipam is { } ipamConfig ? IpamFactory.Create(ipamConfig, request) : null;
@@ -51,7 +52,7 @@ public sealed class IpvlanPlugin : ICniPlugin
         {
             Reach("recorded");
             var master = Masters.Ensure(masterName, host, store, mayCreateVlan: !config.LinkInContainer);
-            bool portSettingKnown = CheckMaster(config, master, host, store, record);
+            CheckMaster(config, master, host, store, record);
             Reach("master-ready");
 
             var addresses = ipam is null ? PreviousAddresses(config) : ipam.Allocate(request);
@@ -85,8 +86,6 @@ public sealed class IpvlanPlugin : ICniPlugin
 
             var link = PodInterface.Create(config, master, host, pod, podNs, record, addresses, podHostRoutes, Reach);
             Reach("link-configured");
-            if (!portSettingKnown)
-                RememberPortSetting(config, master, store);
             return new CniResult
             {
                 CniVersion = config.Network.CniVersion,
@@ -288,31 +287,32 @@ public sealed class IpvlanPlugin : ICniPlugin
             throw PluginConfig.Invalid("ipam", "missing, and there is no prevResult with addresses to use instead");
     }
 
-    /// <summary>Refuses a master this network cannot use; true when the master record already names the port's mode and flag.</summary>
-    static bool CheckMaster(PluginConfig config, LinkInfo master, RouteClient host, StateStore store, AttachmentRecord adding)
+    /// <summary>Refuses a master this network cannot use, above all a mode or flag its ipvlan port does not run.</summary>
+    static void CheckMaster(PluginConfig config, LinkInfo master, RouteClient host, StateStore store, AttachmentRecord adding)
     {
         if (master.Kind == "ipvlan")
             throw PluginConfig.Invalid("master", $"\"{master.Name}\" is an ipvlan link itself; the master must be a real (or VLAN) interface");
         if (config.Mtu > master.Mtu)
             throw PluginConfig.Invalid("mtu", $"{config.Mtu} is larger than the MTU {master.Mtu} of master \"{master.Name}\"");
-        if (!config.LinkInContainer && store.TryReadPortSetting(master.Name) == PortSetting(config))
-            return true; // our last ADD on this master left the port in this mode; a different one would have been refused
-        // The attachment being added has no link yet: asking its pod would cost a thread, a socket and a lookup.
-        var others = config.LinkInContainer ? [] : store.EnumerateAttachments()
-            .Where(a => (a.Network, a.ContainerId, a.IfName) != (adding.Network, adding.ContainerId, adding.IfName));
-        var current = Masters.CurrentPortSetting(master, host, store, others);
-        if (current is { } setting && (setting.Mode != config.Mode || setting.Flag != config.Flag))
-            throw Masters.ModeConflict(master.Name, setting, config.Mode, config.Flag);
-        return false;
-    }
-
-    /// <summary>Records the port's mode and flag for the next ADD's <see cref="CheckMaster"/>; writes only on a change.</summary>
-    static void RememberPortSetting(PluginConfig config, LinkInfo master, StateStore store)
-    {
         if (config.LinkInContainer)
+        {
+            Refuse(Masters.CurrentPortSetting(master, host, store, []));
             return;
-        if (store.TryReadPortSetting(master.Name) != PortSetting(config))
-            store.SavePortSetting(master.Name, PortSetting(config));
+        }
+        // The attachment being added has no link yet: asking its pod would cost a thread, a socket and a lookup.
+        var others = store.EnumerateAttachments()
+            .Where(a => a.Master == master.Name && !a.LinkInContainer && (a.Network, a.ContainerId, a.IfName) != (adding.Network, adding.ContainerId, adding.IfName));
+        // Another pod of ours on this master was added with this very setting, and a different one would have been
+        // refused: the port runs it. Only a different (or unknown) setting needs a live slave asked.
+        if (others.FirstOrDefault() is { } neighbour && neighbour.PortSetting == adding.PortSetting)
+            return;
+        Refuse(Masters.CurrentPortSetting(master, host, store, others));
+
+        void Refuse((IpvlanMode Mode, IpvlanFlag Flag, string Witness)? current)
+        {
+            if (current is { } setting && (setting.Mode != config.Mode || setting.Flag != config.Flag))
+                throw Masters.ModeConflict(master.Name, setting, config.Mode, config.Flag);
+        }
     }
 
     static string PortSetting(PluginConfig config) => $"{Masters.Describe(config.Mode)} {Masters.Describe(config.Flag)}";

@@ -24,6 +24,11 @@ public sealed record AttachmentRecord
     public string? HostInterface { get; init; }
     /// <summary>The subnets this pod's NAT rules cover, once added.</summary>
     public List<string> MasqueradedSubnets { get; init => field = value ?? []; } = [];
+    /// <summary>
+    /// The ipvlan mode and flag this ADD asked for ("l2 bridge"). While another pod of ours on the master was added with
+    /// the same, a new ADD need not ask a live slave for the port's setting.
+    /// </summary>
+    public string? PortSetting { get; init; }
 }
 
 /// <summary>What the plugin created on a master and must remove with its last pod, never before, never otherwise.</summary>
@@ -131,25 +136,6 @@ public sealed class StateStore(string root)
     {
         if (!IsLink(MastersDir))
             Delete(MasterPath(name));
-        if (!IsLink(PortsDir))
-            Delete(Path.Combine(PortsDir, name));
-    }
-
-    /// <summary>
-    /// The ipvlan mode and flag ("l2 bridge") our last successful ADD left a master's port in: while they match a new
-    /// ADD's, it need not probe a live slave (a thread, a socket and a lookup in another pod's namespace). A plain
-    /// file apart from the master record: every ADD reads it, and JSON would cost each ADD resident pages.
-    /// </summary>
-    public string? TryReadPortSetting(string master)
-    {
-        string path = Path.Combine(PortsDir, master);
-        return IsLink(PortsDir) || !File.Exists(path) || IsLink(path) ? null : File.ReadAllText(path);
-    }
-
-    public void SavePortSetting(string master, string setting)
-    {
-        CreateDirectory(PortsDir);
-        WriteAtomically(Path.Combine(PortsDir, master), stream => stream.Write(System.Text.Encoding.UTF8.GetBytes(setting)));
     }
 
     // Names were validated (container-ID charset, kernel interface-name rules): none holds '/' or is "." or "..".
@@ -158,7 +144,6 @@ public sealed class StateStore(string root)
         Path.Combine(AttachmentsDir, network, $"{containerId}@{ifName}");
 
     string MasterPath(string name) => Path.Combine(MastersDir, name);
-    string PortsDir => Path.Combine(Root, "ports");
 
     /// <summary>
     /// Removes the temporaries a plugin killed in the middle of a write left behind. Call it holding <see cref="Lock"/>:
@@ -167,7 +152,7 @@ public sealed class StateStore(string root)
     public void DeleteTemporaries(string network)
     {
         // One network's folder: every DEL or GC of another network cleans its own.
-        var dirs = new List<string> { MastersDir, PortsDir };
+        var dirs = new List<string> { MastersDir };
         if (Directory.Exists(AttachmentsDir) && !IsLink(AttachmentsDir))
             dirs.Add(Path.Combine(AttachmentsDir, network));
         foreach (string dir in dirs.Where(d => Directory.Exists(d) && !IsLink(d)))
