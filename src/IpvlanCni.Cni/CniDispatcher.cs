@@ -226,7 +226,8 @@ public static class CniDispatcher
         try
         {
             using var buffer = new MemoryStream();
-            var chunk = new byte[16 * 1024];
+            // A network configuration is a few KiB: a bigger chunk only adds fresh pages to every invocation.
+            var chunk = new byte[4 * 1024];
             int read;
             while ((read = stdin.Read(chunk, 0, chunk.Length)) > 0)
             {

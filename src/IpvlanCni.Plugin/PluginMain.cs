@@ -36,7 +36,7 @@ public static class PluginMain
 
     static void CopyBounded(Stream from, Stream to, int limit)
     {
-        var buffer = new byte[16 * 1024];
+        var buffer = new byte[4 * 1024]; // a configuration is a few KiB; each page allocated is a page resident
         int total = 0, read;
         while (total < limit && (read = from.Read(buffer, 0, Math.Min(buffer.Length, limit - total))) > 0)
         {

@@ -44,7 +44,8 @@ public sealed record MasterRecord
     public List<string> HostAddresses { get; init => field = value ?? []; } = [];
 }
 
-[JsonSourceGenerationOptions(WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+// Records are a few hundred bytes: the serializer's default 16 KiB buffer would only add resident pages to each ADD.
+[JsonSourceGenerationOptions(WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, DefaultBufferSize = 1024)]
 [JsonSerializable(typeof(AttachmentRecord))]
 [JsonSerializable(typeof(MasterRecord))]
 partial class StateJsonContext : JsonSerializerContext;
@@ -203,6 +204,7 @@ public sealed class StateStore(string root)
                {
                    Mode = FileMode.CreateNew,
                    Access = FileAccess.Write,
+                   BufferSize = 0, // the writer hands over whole buffers: no second one in between
                    UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
                }))
         {
