@@ -233,10 +233,13 @@ public class BadInputTests(BadInputNode fixture) : KernelTest, IClassFixture<Bad
 
     /// <summary>Files carrying <see cref="EscapeMarker"/> anywhere a hostile path could have led.</summary>
     static IEnumerable<string> EscapedFiles() => new[] { "/tmp", "/run", "/var/lib/cni" }.SelectMany(root =>
-        Directory.EnumerateFileSystemEntries(root, $"*{EscapeMarker}*", new EnumerationOptions
-        {
-            RecurseSubdirectories = true,
-            IgnoreInaccessible = true,
-            AttributesToSkip = 0,
-        }));
+        Directory.EnumerateFileSystemEntries(root, $"*{EscapeMarker}*", EverythingBelow()));
+
+    /// <summary>Recursive, dot files included (the default passes over hidden and system entries).</summary>
+    static EnumerationOptions EverythingBelow()
+    {
+        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true };
+        options.AttributesToSkip &= ~(FileAttributes.Hidden | FileAttributes.System);
+        return options;
+    }
 }
