@@ -9,7 +9,7 @@ namespace IpvlanCni.Interop;
 /// </summary>
 public sealed unsafe partial class StandardStream : Stream
 {
-    const int StandardInput = 0, StandardOutput = 1;
+    const int StandardInput = 0, StandardOutput = 1, StandardError = 2;
 
     readonly int _fd;
 
@@ -17,12 +17,14 @@ public sealed unsafe partial class StandardStream : Stream
 
     public static StandardStream OpenInput() => new(StandardInput);
     public static StandardStream OpenOutput() => new(StandardOutput);
+    /// <summary>For subcommands' messages; the CNI path never writes to stderr.</summary>
+    public static StandardStream OpenError() => new(StandardError);
 
     /// <summary>stdin is a terminal (someone typed the command), not a pipe or file with a configuration.</summary>
     public static bool IsInputTerminal => Native.isatty(StandardInput) == 1;
 
     public override bool CanRead => _fd == StandardInput;
-    public override bool CanWrite => _fd == StandardOutput;
+    public override bool CanWrite => _fd != StandardInput;
     public override bool CanSeek => false;
     public override long Length => throw new NotSupportedException();
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
@@ -61,7 +63,7 @@ public sealed unsafe partial class StandardStream : Stream
                 if (written >= 0)
                     done += (int)written;
                 else if (ErrnoInfo.Last != Errno.EINTR)
-                    throw new IOException($"write stdout: {ErrnoInfo.Describe((int)ErrnoInfo.Last)}");
+                    throw new IOException($"write fd {_fd}: {ErrnoInfo.Describe((int)ErrnoInfo.Last)}");
             }
         }
     }
