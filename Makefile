@@ -11,11 +11,19 @@ export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
 
 PLUGIN := artifacts/cni/bin/ipvlan-cni
 APT_PACKAGES := user-mode-linux busybox-static iptables nftables iproute2 iputils-ping containernetworking-plugins clang zlib1g-dev strace
+# The package, its check and the image: dpkg-deb's .deb checked by lintian, manual pages from --help, podman on runc.
+APT_PACKAGES += lintian help2man podman runc
 SANDBOX := tools/sandbox/run
 RESULTS := artifacts/test-results
-UNIT_TESTS := Netlink Network Cni Ipam Plugin
+UNIT_TESTS := Netlink Network Cni Ipam Plugin Install
+# One version for the executable (Directory.Build.props reads the file), the .deb and the image tag.
+VERSION := $(shell cat VERSION)
+DEB := artifacts/ipvlan-cni_$(VERSION)_amd64.deb
+IMAGE := localhost/ipvlan-cni:$(VERSION)
+IMAGE_ARCHIVE := artifacts/ipvlan-cni_$(VERSION).oci.tar
+MANIFEST_CHECK := tools/manifest-check
 
-.PHONY: all deps restore build publish test unit-test kernel-test soak demo bench clean
+.PHONY: all deps restore build publish deb image manifest-deps test unit-test kernel-test soak demo bench clean
 
 all: publish
 
@@ -40,7 +48,20 @@ publish: deps restore
 	cp artifacts/publish/ipvlan-cni $(PLUGIN)
 	@echo "plugin: $(PLUGIN) ($$(stat -c %s $(PLUGIN)) bytes)"
 
-test: deps build publish
+# The Debian package: the executable in /usr/lib/cni (and its IPAM name), the agent's unit, examples, manual pages.
+deb: publish
+	packaging/deb/build $(PLUGIN) $(VERSION) $(DEB)
+
+# The scratch image, in podman storage of its own under artifacts/podman, also saved as an OCI archive.
+image: publish
+	packaging/image/build $(PLUGIN) $(VERSION) $(IMAGE) $(IMAGE_ARCHIVE)
+
+# The manifest validator's npm packages, exactly as package-lock.json pins them.
+manifest-deps: $(MANIFEST_CHECK)/node_modules/.package-lock.json
+$(MANIFEST_CHECK)/node_modules/.package-lock.json: $(MANIFEST_CHECK)/package-lock.json
+	npm ci --prefix $(MANIFEST_CHECK) --no-audit --no-fund --loglevel=error
+
+test: deps build publish deb image manifest-deps
 	rm -rf $(RESULTS)
 	status=0; $(MAKE) --no-print-directory unit-test kernel-test || status=$$?; tools/test-summary $(RESULTS); exit $$status
 
