@@ -1,11 +1,15 @@
 // Validates Kubernetes manifests against the API's schemas (kubernetes-models' validators, generated from the
-// Kubernetes OpenAPI) and NetworkAttachmentDefinitions against Multus's CRD schema.
+// Kubernetes OpenAPI) and NetworkAttachmentDefinitions against Multus's CRD schema. Those validators let unknown
+// fields through (a misspelt securityContext would vanish in silence), which an API server in strict field
+// validation refuses: so each object is also type-checked against kubernetes-models' TypeScript interfaces, whose
+// excess-property check names every unknown field.
 //   node check.mjs PATH...            every *.yaml under PATH; prints one line per object, exits 1 on any problem
 //   node check.mjs --configs PATH...  the same, then the NADs' embedded CNI configurations as a JSON array
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments, parse } from "yaml";
 import Ajv from "ajv";
+import ts from "typescript";
 import { ObjectMeta } from "@kubernetes-models/apimachinery/apis/meta/v1/ObjectMeta";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { Namespace } from "kubernetes-models/v1/Namespace";
@@ -24,6 +28,47 @@ const models = {
   "v1/ServiceAccount": ServiceAccount,
   "apps/v1/DaemonSet": DaemonSet,
 };
+// The interface of each kind, for the strict field check; the NAD's mirrors the CRD schema above.
+const interfaces = {
+  "v1/ConfigMap": ["IConfigMap", "kubernetes-models/v1/ConfigMap"],
+  "v1/Namespace": ["INamespace", "kubernetes-models/v1/Namespace"],
+  "v1/ServiceAccount": ["IServiceAccount", "kubernetes-models/v1/ServiceAccount"],
+  "apps/v1/DaemonSet": ["IDaemonSet", "kubernetes-models/apps/v1/DaemonSet"],
+  "k8s.cni.cncf.io/v1/NetworkAttachmentDefinition": ["INetworkAttachmentDefinition", null],
+};
+const nadInterface = `interface INetworkAttachmentDefinition {
+  apiVersion: "k8s.cni.cncf.io/v1"; kind: "NetworkAttachmentDefinition";
+  metadata: import("@kubernetes-models/apimachinery/apis/meta/v1/ObjectMeta").IObjectMeta;
+  spec?: { config?: string };
+}`;
+
+// Type-checks the objects (each on a line of its own) in one in-memory program; returns a problem per object index.
+function unknownFields(objects) {
+  const file = join(here, "__manifests__.ts");
+  const imports = new Set(), lines = [];
+  objects.forEach((object) => {
+    const [name, module] = interfaces[`${object.apiVersion}/${object.kind}`];
+    if (module) imports.add(`import type { ${name} } from "${module}";`);
+    lines.push(`export const o${lines.length}: ${name} = ${JSON.stringify(object)};`);
+  });
+  const header = [...imports, nadInterface.replace(/\n/g, " ")];
+  const source = [...header, ...lines].join("\n");
+  const options = { strict: true, noEmit: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, skipLibCheck: true, types: [] };
+  const host = ts.createCompilerHost(options);
+  const getSourceFile = host.getSourceFile.bind(host), fileExists = host.fileExists.bind(host), readFile = host.readFile.bind(host);
+  host.getSourceFile = (name, version) => name === file ? ts.createSourceFile(name, source, version) : getSourceFile(name, version);
+  host.fileExists = (name) => name === file || fileExists(name);
+  host.readFile = (name) => name === file ? source : readFile(name);
+  const program = ts.createProgram([file], options, host);
+  const problems = new Map();
+  for (const d of ts.getPreEmitDiagnostics(program)) {
+    if (d.file?.fileName !== file) throw new Error(ts.flattenDiagnosticMessageText(d.messageText, " "));
+    const index = d.file.getLineAndCharacterOfPosition(d.start).line - header.length;
+    const message = ts.flattenDiagnosticMessageText(d.messageText, " ");
+    problems.set(index, [...(problems.get(index) ?? []), message]);
+  }
+  return problems;
+}
 
 function check(object) {
   const key = `${object.apiVersion}/${object.kind}`;
@@ -59,7 +104,7 @@ if (paths.length === 0) {
 }
 
 let problems = 0, objects = 0;
-const configs = [];
+const configs = [], checked = [];
 for (const file of paths.flatMap(yamlFiles)) {
   const documents = parseAllDocuments(readFileSync(file, "utf8"));
   for (const document of documents) {
@@ -75,13 +120,20 @@ for (const file of paths.flatMap(yamlFiles)) {
     try {
       const config = check(object);
       if (config) configs.push({ file, name: object.metadata.name, config });
-      if (!printConfigs) console.log(`${what}: valid`);
+      checked.push({ what, object });
     } catch (e) {
       problems++;
       console.error(`${what}: ${e.message}`);
     }
   }
 }
+const strict = checked.length > 0 ? unknownFields(checked.map((c) => c.object)) : new Map();
+checked.forEach(({ what }, index) => {
+  if (strict.has(index)) {
+    problems++;
+    console.error(`${what}: ${strict.get(index).join("; ")}`);
+  } else if (!printConfigs) console.log(`${what}: valid`);
+});
 if (objects === 0) {
   console.error("no Kubernetes objects found");
   problems++;
