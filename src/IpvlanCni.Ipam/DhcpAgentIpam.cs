@@ -33,14 +33,32 @@ public sealed class DhcpAgentIpam : IIpam
         return new DhcpAgentIpam(path);
     }
 
+    /// <summary>Set when this process's ADD never reached the agent: its rollback has no lease to release.</summary>
+    bool _agentAbsentOnAdd;
+    /// <summary>The last connection attempt found no agent.</summary>
+    bool _unreachable;
+
     public CniResult Allocate(CniRequest request)
     {
-        var result = Call(request, "dhcp", "add", w => Identity(w, request))
-            ?? throw new CniException(CniErrorCode.IpamPluginFailed, "ipvlan-cni-dhcp: the agent answered ADD without a lease");
-        return CniResultJson.Read(new CniConfigReader(result, "agent result"), CniVersions.Latest);
+        JsonElement? result;
+        try
+        {
+            result = Call(request, "dhcp", "add", w => Identity(w, request));
+        }
+        catch (CniException) when (_unreachable)
+        {
+            _agentAbsentOnAdd = true;
+            throw;
+        }
+        var lease = result ?? throw new CniException(CniErrorCode.IpamPluginFailed, "ipvlan-cni-dhcp: the agent answered ADD without a lease");
+        return CniResultJson.Read(new CniConfigReader(lease, "agent result"), CniVersions.Latest);
     }
 
-    public void Release(CniRequest request) => Call(request, "dhcp", "del", w => Identity(w, request));
+    public void Release(CniRequest request)
+    {
+        if (!_agentAbsentOnAdd)
+            Call(request, "dhcp", "del", w => Identity(w, request));
+    }
 
     public void Check(CniRequest request)
     {
@@ -144,8 +162,11 @@ public sealed class DhcpAgentIpam : IIpam
             catch (SocketException e)
             {
                 socket.Dispose();
-                throw new CniException(CniErrorCode.TryAgainLater,
-                    $"ipvlan-cni-dhcp: the agent is not running (connecting to {SocketPath}: {e.Message}); start it with `ipvlan-cni agent` (or `systemctl start ipvlan-cni-agent`)");
+                string why = !File.Exists(SocketPath) ? $"there is no socket at {SocketPath}"
+                    : e.SocketErrorCode == SocketError.ConnectionRefused ? $"nothing listens on {SocketPath}"
+                    : $"connecting to {SocketPath}: {e.Message}";
+                _unreachable = true;
+                throw new CniException(CniErrorCode.TryAgainLater, $"ipvlan-cni-dhcp: the agent is not running ({why}); start it with `ipvlan-cni agent` (or `systemctl start ipvlan-cni-agent`)");
             }
         }
     }

@@ -40,14 +40,17 @@ public sealed class DhcpLab : IDisposable
     public Process? Dnsmasq { get; private set; }
     public Process? Agent { get; private set; }
 
-    public void StartDnsmasq(params string[] extra)
+    public void StartDnsmasq(params string[] extra) => StartDnsmasq("10.10.0.100,10.10.0.199", extra);
+
+    /// <param name="range">first,last address dnsmasq hands out.</param>
+    public void StartDnsmasq(string range, string[] extra)
     {
         File.WriteAllText(LeaseFile, "");
         Dnsmasq = Start(Lab.Business, Programs.Locate("dnsmasq"),
         [
             "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--port=0", "--user=root",
             "--interface=eth0", "--bind-interfaces", "--dhcp-authoritative", "--log-dhcp", $"--log-facility={Folder}/dnsmasq.log",
-            "--dhcp-range=10.10.0.100,10.10.0.199,255.255.255.0,2m", $"--dhcp-leasefile={LeaseFile}",
+            $"--dhcp-range={range},255.255.255.0,2m", $"--dhcp-leasefile={LeaseFile}",
             $"--dhcp-option=option:router,{Server}", $"--dhcp-option=option:dns-server,{Server}",
             $"--dhcp-option=option:T1,{RenewSeconds}", $"--dhcp-option=option:T2,{RebindSeconds}",
             // No ICMP probe of an address before offering it (dnsmasq waits 3 s for an answer): tests measure the client.
