@@ -114,6 +114,8 @@ public class DhcpLifecycleTests(ITestOutputHelper output) : KernelTest
             Assert.Null(client.TryGetLink("eth0"));
         Assert.Equal(before.Lines, NodeSnapshot.Take(dhcp.Lab.Node, SnapshotFolders.PluginState(dhcp.Lab.StateDir, dhcp.Lab.IpamDir), pod.Namespace).Lines);
 
+        Assert.Contains("agent is not running", dhcp.Lab.Cni.Status(config).FailedWith(50));
+
         var l3 = config.DeepClone().AsObject();
         l3["mode"] = "l3";
         var refused = dhcp.Lab.Cni.Add(l3, pod, "absent-2").FailedWith(7);
