@@ -114,3 +114,10 @@ public class AgentTests
         Assert.Contains(field, e.Message);
     }
 }
+
+public class LeaseStoreEdgeTests
+{
+    [Fact]
+    public void Removing_from_a_folder_never_created_is_not_an_error() =>
+        new LeaseStore(Path.Join(Path.GetTempPath(), $"absent-{Guid.NewGuid():N}")).Remove(new ClientIdentity("n", "c", "eth0"));
+}
