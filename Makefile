@@ -10,12 +10,12 @@ export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
 
 PLUGIN := artifacts/cni/bin/ipvlan-cni
-APT_PACKAGES := user-mode-linux busybox-static iptables nftables iproute2 iputils-ping containernetworking-plugins clang zlib1g-dev strace
+APT_PACKAGES := user-mode-linux busybox-static iptables nftables iproute2 iputils-ping containernetworking-plugins clang zlib1g-dev strace dnsmasq-base
 # The package, its check and the image: dpkg-deb's .deb checked by lintian, manual pages from --help, podman on runc.
 APT_PACKAGES += lintian help2man podman runc
 SANDBOX := tools/sandbox/run
 RESULTS := artifacts/test-results
-UNIT_TESTS := Netlink Network Cni Ipam Plugin Install
+UNIT_TESTS := Netlink Network Cni Ipam Plugin Install Dhcp
 # One version for the executable (Directory.Build.props reads the file), the .deb and the image tag.
 VERSION := $(shell cat VERSION)
 DEB := artifacts/ipvlan-cni_$(VERSION)_amd64.deb

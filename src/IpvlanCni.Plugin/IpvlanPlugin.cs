@@ -55,6 +55,11 @@ public sealed class IpvlanPlugin : ICniPlugin
             CheckMaster(config, master, host, store, record);
             Reach("master-ready");
 
+            // IPAM that runs a client on the pod's interface (DHCP; and any plugin we do not know, which may) is
+            // asked once the slave exists in the pod's namespace under CNI_IFNAME and is up.
+            var early = ipam is DelegatingIpam or DhcpAgentIpam
+                ? PodInterface.CreateLink(config, master, host, pod, podNs, record, Reach, up: true)
+                : null;
             var addresses = ipam is null ? PreviousAddresses(config) : ipam.Allocate(request);
             if (addresses.Ips.Count == 0)
                 throw new CniException(CniErrorCode.InvalidNetworkConfig, "ipam: no IP addresses to configure");
@@ -84,7 +89,9 @@ public sealed class IpvlanPlugin : ICniPlugin
             }
             Reach("nat-applied");
 
-            var link = PodInterface.Create(config, master, host, pod, podNs, record, addresses, podHostRoutes, Reach);
+            var link = early ?? PodInterface.Create(config, master, host, pod, podNs, record, addresses, podHostRoutes, Reach);
+            if (early is not null)
+                PodInterface.Configure(config, pod, podNs, early, addresses, podHostRoutes, bringUp: false);
             Reach("link-configured");
             return new CniResult
             {
@@ -285,6 +292,9 @@ public sealed class IpvlanPlugin : ICniPlugin
     {
         if (config.Ipam is null && config.Network.PrevResult is not { Ips.Count: > 0 })
             throw PluginConfig.Invalid("ipam", "missing, and there is no prevResult with addresses to use instead");
+        // ipvlan hands a slave broadcasts only in l2; in l3 and l3s a DHCP offer can never reach the pod.
+        if (config.IpamType == DhcpAgentIpam.TypeName && config.Mode != IpvlanMode.L2)
+            throw PluginConfig.Invalid("mode", $"\"{Masters.Describe(config.Mode)}\" cannot use ipam \"{DhcpAgentIpam.TypeName}\": an l3 or l3s slave receives no broadcasts, so no DHCP offer reaches it; use mode \"l2\"");
     }
 
     /// <summary>Refuses a master this network cannot use, above all a mode or flag its ipvlan port does not run.</summary>

@@ -23,6 +23,18 @@ static class PodInterface
     public static LinkInfo Create(PluginConfig config, LinkInfo master, RouteClient creator, RouteClient pod, NetNamespace podNs,
         AttachmentRecord record, CniResult ipam, PodHostRoutes? hostRoutes, Action<string> reach)
     {
+        var link = CreateLink(config, master, creator, pod, podNs, record, reach, up: false);
+        Configure(config, pod, podNs, link, ipam, hostRoutes, bringUp: true);
+        return link;
+    }
+
+    /// <summary>
+    /// The slave alone: created in the pod's namespace under a temporary name and renamed to CNI_IFNAME; with
+    /// <paramref name="up"/>, brought up with lo (for IPAM that runs a client on it, such as DHCP).
+    /// </summary>
+    public static LinkInfo CreateLink(PluginConfig config, LinkInfo master, RouteClient creator, RouteClient pod, NetNamespace podNs,
+        AttachmentRecord record, Action<string> reach, bool up)
+    {
         var spec = new IpvlanLinkSpec(record.TemporaryName, master.Index, config.Mode, config.Flag)
         {
             Mtu = config.Mtu,
@@ -44,24 +56,40 @@ static class PodInterface
         reach("link-created");
         var link = pod.GetLink(record.TemporaryName);
         // Announce the addresses when the link comes up, like the reference plugin: arp_notify goes with the rename
-        // (netlink, no thread in the pod's namespace); IPv6's ndisc_notify has only the sysctl (best effort: IPv6
-        // may be off), written only for a pod with IPv6 addresses.
-        pod.ChangeLink(link.Index, new LinkChange { Name = record.IfName, ArpNotify = true });
+        // (netlink, no thread in the pod's namespace).
+        pod.ChangeLink(link.Index, new LinkChange { Name = record.IfName, ArpNotify = true, Up = up ? true : null });
+        if (up)
+            pod.ChangeLink(LoopbackIndex, new LinkChange { Up = true });
+        return link with { Name = record.IfName };
+    }
+
+    /// <summary>Addresses and routes from IPAM on the pod's link (and lo and it up, unless they are already).</summary>
+    public static void Configure(PluginConfig config, RouteClient pod, NetNamespace podNs, LinkInfo link, CniResult ipam,
+        PodHostRoutes? hostRoutes, bool bringUp)
+    {
+        // IPv6's ndisc_notify has only the sysctl (best effort: IPv6 may be off), written only for a pod with IPv6
+        // addresses.
         if (ipam.Ips.Any(ip => ip.Address.Family == AddressFamily.InterNetworkV6))
         {
             try
             {
-                podNs.TryWriteSysctls(($"net.ipv6.conf.{record.IfName}.ndisc_notify", "1"));
+                podNs.TryWriteSysctls(($"net.ipv6.conf.{link.Name}.ndisc_notify", "1"));
             }
             catch (NamespaceException)
             {
             }
         }
 
+        // An address the IPAM client already put on the link (a delegated dhcp may) is not added twice.
+        var present = bringUp ? [] : pod.ListAddresses(AddressFamily.Unspecified, link.Index).Select(a => a.Prefix.Address).ToHashSet();
         foreach (var ip in ipam.Ips)
-            pod.AddAddress(new AddressInfo(link.Index, ip.Address));
-        pod.ChangeLink(link.Index, new LinkChange { Up = true });
-        pod.ChangeLink(LoopbackIndex, new LinkChange { Up = true });
+            if (!present.Contains(ip.Address.Address))
+                pod.AddAddress(new AddressInfo(link.Index, ip.Address));
+        if (bringUp)
+        {
+            pod.ChangeLink(link.Index, new LinkChange { Up = true });
+            pod.ChangeLink(LoopbackIndex, new LinkChange { Up = true });
+        }
 
         if (hostRoutes is not null)
             AddHostRoutes(pod, link.Index, config.Mode, hostRoutes);
@@ -70,7 +98,6 @@ static class PodInterface
             WaitForDad(pod, link.Index);
         foreach (var route in routes)
             pod.AddRoute(route);
-        return link with { Name = record.IfName };
     }
 
     /// <summary>

@@ -17,6 +17,7 @@ static class Subcommands
     [
         new("install", InstallCommand.Summary, InstallCommand.Run),
         new("uninstall", UninstallCommand.Summary, UninstallCommand.Run),
+        new("agent", IpvlanCni.Agent.AgentMain.Summary, args => IpvlanCni.Agent.AgentMain.Run(args)),
         new("VERSION", "print the CNI spec versions the plugin supports, as CNI_COMMAND=VERSION does", CniVersion),
     ];
 
