@@ -1,0 +1,86 @@
+using System.Net;
+using IpvlanCni.Network;
+using IpvlanCni.Plugin;
+
+namespace IpvlanCni.Explain;
+
+/// <summary>
+/// `ipvlan-cni explain --from SRC --to DST [--json] [--state-dir DIR]`: SRC is a pod's namespace path or "node", DST
+/// an IPv4 or IPv6 address. Exit code 0 reachable, 1 unreachable, 3 unknown, 2 bad arguments.
+/// </summary>
+public static class ExplainCommand
+{
+    const string Usage = "usage: ipvlan-cni explain --from <netns path | node> --to <address> [--json] [--state-dir <dir>]";
+
+    public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        string? from = null, to = null, stateDir = PluginConfig.DefaultStateDir;
+        bool json = false;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--from" when i + 1 < args.Length: from = args[++i]; break;
+                case "--to" when i + 1 < args.Length: to = args[++i]; break;
+                case "--state-dir" when i + 1 < args.Length: stateDir = args[++i]; break;
+                case "--json": json = true; break;
+                default:
+                    stderr.WriteLine($"explain: unexpected argument \"{args[i]}\"\n{Usage}");
+                    return 2;
+            }
+        }
+        if (from is null || to is null)
+        {
+            stderr.WriteLine($"explain: --from and --to are required\n{Usage}");
+            return 2;
+        }
+        // One address parser for the product: the CNI side's (Go's netip rules, no leading zeros).
+        if (!IpPrefix.TryParse(to.Contains('/') ? to : $"{to}/{(to.Contains(':') ? 128 : 32)}", out var parsed) || !parsed.IsHost)
+        {
+            stderr.WriteLine($"explain: --to \"{to}\" is not an IPv4 or IPv6 address");
+            return 2;
+        }
+        if (!Path.IsPathRooted(stateDir))
+        {
+            stderr.WriteLine($"explain: --state-dir \"{stateDir}\" is not an absolute path");
+            return 2;
+        }
+
+        Trace trace;
+        try
+        {
+            using var node = NetNamespace.OpenCurrent();
+            string source = SnapshotReader.NodeId;
+            NetNamespace? pod = null;
+            if (from != "node")
+                pod = NetNamespace.Open(from);
+            using (pod)
+            {
+                var snapshot = pod is null || pod.IsSame(node)
+                    ? SnapshotReader.Read(node, stateDir)
+                    : SnapshotReader.Read(node, stateDir, from);
+                if (pod is not null && !pod.IsSame(node))
+                    source = snapshot.Namespaces.First(n => n.Device == pod.Device && n.Inode == pod.Inode).Id;
+                trace = Explainer.Explain(snapshot, source, parsed.Address);
+            }
+        }
+        catch (NamespaceException e)
+        {
+            stderr.WriteLine($"explain: --from {from}: {e.Message}");
+            return 2;
+        }
+        stdout.Write(json ? trace.ToJson() + "\n" : trace.ToText());
+        return trace.Verdict switch { Verdict.Reachable => 0, Verdict.Unreachable => 1, _ => 3 };
+    }
+
+    /// <summary>The same question in-process, for tests and tools: the live node read now, then the model.</summary>
+    public static Trace Explain(NetNamespace node, string stateDir, NetNamespace? from, IPAddress to)
+    {
+        var snapshot = from is null ? SnapshotReader.Read(node, stateDir) : SnapshotReader.Read(node, stateDir, from.Path);
+        string source = from is null || from.IsSame(node) ? SnapshotReader.NodeId
+            : snapshot.Namespaces.First(n => n.Device == from.Device && n.Inode == from.Inode).Id;
+        return Explainer.Explain(snapshot, source, to);
+    }
+}
