@@ -13,7 +13,7 @@ PLUGIN := artifacts/cni/bin/ipvlan-cni
 APT_PACKAGES := user-mode-linux busybox-static iptables nftables iproute2 iputils-ping containernetworking-plugins clang zlib1g-dev strace
 SANDBOX := tools/sandbox/run
 RESULTS := artifacts/test-results
-UNIT_TESTS := Netlink Network Cni Ipam Plugin
+UNIT_TESTS := Netlink Network Cni Ipam Plugin Explain
 
 .PHONY: all deps restore build publish test unit-test kernel-test soak demo bench clean
 

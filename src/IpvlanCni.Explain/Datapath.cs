@@ -18,7 +18,8 @@ sealed record Frame(string? DestinationMac, Packet Packet);
 /// <summary>How a walk ended: delivered to a namespace's stack, lost (with the reason), or beyond what the model sees.</summary>
 abstract record Outcome;
 sealed record Arrived(Ns Ns, Packet Packet) : Outcome;
-sealed record Lost(Loss Kind, string Cause) : Outcome;
+/// <param name="Short">The same, said of a namespace outside the node the packet was lost in ("does not forward").</param>
+sealed record Lost(Loss Kind, string Cause, string? Short = null) : Outcome;
 sealed record Unsure(string Cause) : Outcome;
 
 enum Loss { Private, Vepa, NoRoute, ForwardingOff, NoNeighbour, LeftNode, OtherHost, LinkDown, NoVlan, Dropped, Loop }
@@ -40,6 +41,8 @@ sealed class Datapath(Topology topology)
     public List<Hop> Hops { get; set; } = [];
     /// <summary>A VEPA port sent a frame for one of its own slaves to the wire (needs a hairpinning switch).</summary>
     public bool VepaHairpin { get; private set; }
+    /// <summary>Where the packet last left the node for a namespace outside it (null: it is in the node or a pod).</summary>
+    public (string What, IPAddress Destination, Link Link, Ns Peer)? Exit { get; private set; }
     /// <summary>The source ping's socket got for the request (before any NAT): the reply must come back to it.</summary>
     public IPAddress? FirstSource { get; private set; }
 
@@ -49,6 +52,7 @@ sealed class Datapath(Topology topology)
     // (ping's socket) is routed, its source chosen when the socket left it unbound.
     public Outcome Send(Ns ns, Packet packet)
     {
+        Exit = null;
         var fib = FibLookup(ns, packet.Destination, oif: null);
         if (fib.Local is { } local)
         {
@@ -74,7 +78,7 @@ sealed class Datapath(Topology topology)
             return new Lost(Loss.NoRoute, $"{packet.What} to {packet.Destination} hits route \"{rejecting}\" in {ns}.");
         }
         Say(ns, "fib_lookup", $"no route to {packet.Destination}: ENETUNREACH");
-        return new Lost(Loss.NoRoute, $"{ns} has no route to {packet.Destination}.");
+        return new Lost(Loss.NoRoute, $"{ns} has no route to {packet.Destination}.", $"which has no route to {packet.Destination}");
     }
 
     // net/ipv4/fib_trie.c fib_table_lookup (main table after the local one), net/ipv6/route.c fib6_table_lookup:
@@ -149,6 +153,8 @@ sealed class Datapath(Topology topology)
             packet = (Packet)translated;
         }
         var resolved = Neighbour(ns, link, nextHop, packet);
+        if (resolved.Failure is Lost { Kind: Loss.NoNeighbour } && !nextHop.Equals(packet.Destination))
+            return new Lost(Loss.NoNeighbour, $"nobody answers {packet.Arp} for the gateway {nextHop} on {link.Name}.");
         if (resolved.Failure is { } failure)
             return failure;
         return Transmit(link, new Frame(resolved.Mac, packet), tag: null);
@@ -343,6 +349,10 @@ sealed class Datapath(Topology topology)
         if (link.Kind == "veth" && link.Peer is { } peer)
         {
             Say(link.Ns, "veth_xmit", $"out of {link.Name} to {peer.Name} in {peer.Ns}");
+            if (link.Ns.IsNode && !peer.Ns.IsNode)
+                Exit = (frame.Packet.What, frame.Packet.Destination, link, peer.Ns);
+            else if (peer.Ns.IsNode)
+                Exit = null;
             return WireReceive(peer, frame, tag);
         }
         if (link.Kind == "dummy")
@@ -560,7 +570,8 @@ sealed class Datapath(Topology topology)
         {
             string sysctl = packet.IsIPv4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding";
             Say(ns, packet.IsIPv4 ? "ip_route_input" : "ip6_route_input", $"{packet.Destination} is not {ns}'s and {sysctl}=0: dropped");
-            return new Lost(Loss.ForwardingOff, $"{packet.What} to {packet.Destination} reaches {ns} (on {link.Name}), which does not forward ({sysctl}=0).");
+            return new Lost(Loss.ForwardingOff, $"{packet.What} to {packet.Destination} reaches {ns} (on {link.Name}), which does not forward ({sysctl}=0).",
+                $"which does not forward ({sysctl}=0)");
         }
         var fib = FibLookup(ns, packet.Destination, oif: null);
         if (fib.Route is not { } route)

@@ -10,13 +10,14 @@ namespace IpvlanCni.Explain;
 /// </summary>
 public static class ExplainCommand
 {
-    const string Usage = "usage: ipvlan-cni explain --from <netns path | node> --to <address> [--json] [--state-dir <dir>]";
+    const string Usage = "usage: ipvlan-cni explain --from <netns path | node> --to <address> [--json] [--state-dir <dir>]\n" +
+        "                           [--save-snapshot <file>] [--snapshot <file> (replay a saved node instead of this one)]";
 
     public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        string? from = null, to = null, stateDir = PluginConfig.DefaultStateDir;
+        string? from = null, to = null, stateDir = PluginConfig.DefaultStateDir, replay = null, save = null;
         bool json = false;
         for (int i = 0; i < args.Length; i++)
         {
@@ -25,6 +26,8 @@ public static class ExplainCommand
                 case "--from" when i + 1 < args.Length: from = args[++i]; break;
                 case "--to" when i + 1 < args.Length: to = args[++i]; break;
                 case "--state-dir" when i + 1 < args.Length: stateDir = args[++i]; break;
+                case "--snapshot" when i + 1 < args.Length: replay = args[++i]; break;
+                case "--save-snapshot" when i + 1 < args.Length: save = args[++i]; break;
                 case "--json": json = true; break;
                 default:
                     stderr.WriteLine($"explain: unexpected argument \"{args[i]}\"\n{Usage}");
@@ -36,8 +39,8 @@ public static class ExplainCommand
             stderr.WriteLine($"explain: --from and --to are required\n{Usage}");
             return 2;
         }
-        // One address parser for the product: the CNI side's (Go's netip rules, no leading zeros).
-        if (!IpPrefix.TryParse(to.Contains('/') ? to : $"{to}/{(to.Contains(':') ? 128 : 32)}", out var parsed) || !parsed.IsHost)
+        // One address parser for the product: the CNI side's (Go's net.ParseIP rules, no leading zeros).
+        if (!IpvlanCni.Ipam.IpMath.TryParse(to, out var address))
         {
             stderr.WriteLine($"explain: --to \"{to}\" is not an IPv4 or IPv6 address");
             return 2;
@@ -49,6 +52,28 @@ public static class ExplainCommand
         }
 
         Trace trace;
+        if (replay is not null)
+        {
+            NodeSnapshot recorded;
+            try
+            {
+                recorded = NodeSnapshot.FromJson(File.ReadAllText(replay));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+            {
+                stderr.WriteLine($"explain: --snapshot {replay}: {e.Message}");
+                return 2;
+            }
+            string id = from == "node" ? recorded.Node : from;
+            if (recorded.Namespaces.All(n => n.Id != id))
+            {
+                stderr.WriteLine($"explain: --from {from}: no such namespace in {replay}");
+                return 2;
+            }
+            trace = Explainer.Explain(recorded, id, address);
+            stdout.Write(json ? trace.ToJson() + "\n" : trace.ToText());
+            return ExitCode(trace);
+        }
         try
         {
             using var node = NetNamespace.OpenCurrent();
@@ -63,7 +88,9 @@ public static class ExplainCommand
                     : SnapshotReader.Read(node, stateDir, from);
                 if (pod is not null && !pod.IsSame(node))
                     source = snapshot.Namespaces.First(n => n.Device == pod.Device && n.Inode == pod.Inode).Id;
-                trace = Explainer.Explain(snapshot, source, parsed.Address);
+                if (save is not null)
+                    File.WriteAllText(save, snapshot.ToJson());
+                trace = Explainer.Explain(snapshot, source, address);
             }
         }
         catch (NamespaceException e)
@@ -71,9 +98,16 @@ public static class ExplainCommand
             stderr.WriteLine($"explain: --from {from}: {e.Message}");
             return 2;
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"explain: {e.Message}");
+            return 2;
+        }
         stdout.Write(json ? trace.ToJson() + "\n" : trace.ToText());
-        return trace.Verdict switch { Verdict.Reachable => 0, Verdict.Unreachable => 1, _ => 3 };
+        return ExitCode(trace);
     }
+
+    static int ExitCode(Trace trace) => trace.Verdict switch { Verdict.Reachable => 0, Verdict.Unreachable => 1, _ => 3 };
 
     /// <summary>The same question in-process, for tests and tools: the live node read now, then the model.</summary>
     public static Trace Explain(NetNamespace node, string stateDir, NetNamespace? from, IPAddress to)

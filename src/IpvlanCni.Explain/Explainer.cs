@@ -35,6 +35,8 @@ public static class Explainer
         var (verdict, cause) = outcome switch
         {
             Arrived => (Verdict.Reachable, (string?)null),
+            Lost lost when datapath.Exit is { } exit && lost.Short is { } said =>
+                (Verdict.Unreachable, $"{exit.What} to {exit.Destination} leaves the node through {exit.Link.Name} and is lost in {exit.Peer}, {said}."),
             Lost lost => (Verdict.Unreachable, lost.Cause),
             Unsure unsure => (Verdict.Unknown, unsure.Cause),
             _ => (Verdict.Unknown, "the model ended without an outcome."),
@@ -53,8 +55,8 @@ public static class Explainer
         var slave = ns.Links.Values.FirstOrDefault(l => l.Port is not null && l.Up);
         if (slave is null)
             return $"namespace {ns}";
-        var addresses = slave.AddressesOf(family).Where(a => !a.Prefix.Address.IsIPv6LinkLocal).Select(a => a.Prefix.ToString());
-        return $"pod {ns} ({slave.Describe()}, {string.Join(", ", addresses)})";
+        var addresses = slave.AddressesOf(family).Where(a => !a.Prefix.Address.IsIPv6LinkLocal).Select(a => $" {a.Prefix}");
+        return $"pod {ns} ({slave.Name}{string.Join(",", addresses)}, {slave.Port!.ModeName} slave of {slave.Port.Master.Name})";
     }
 
     static string DescribeDestination(Topology topology, IPAddress to)
@@ -63,7 +65,8 @@ public static class Explainer
             return $"{to} (not on this node)";
         if (holder.Ns.IsNode)
             return $"{to} (the node's, on {holder.Link.Name})";
-        return holder.Link.Port is not null ? $"{to} (pod {holder.Ns}, {holder.Link.Describe()})" : $"{to} (namespace {holder.Ns}, {holder.Link.Name})";
+        return holder.Link.Port is { } port ? $"{to} (pod {holder.Ns}, {holder.Link.Name}, {port.ModeName} slave of {port.Master.Name})"
+            : $"{to} (namespace {holder.Ns}, {holder.Link.Name})";
     }
 }
 
@@ -91,7 +94,8 @@ static class Advice
             return pod.Port!.Mode == IpvlanMode.L2
                 ? "l2 pods in different subnets need a router on the business network between them; l3 or l3s routes between subnets of one master"
                 : null;
-        if (slave is { } egressing && holder is null && BehindNode(topology, egressing.Port!, to))
+        bool outside = holder is null || (!holder.Value.Ns.IsNode && holder.Value.Link.Port is null);
+        if (slave is { } egressing && outside && BehindNode(topology, egressing.Port!, to))
         {
             var port = egressing.Port!;
             if (port.Mode != IpvlanMode.L2 && to.AddressFamily == AddressFamily.InterNetwork)
