@@ -126,6 +126,14 @@ namespace IpvlanCni.Bench
             };
             Console.Write(Table.Format(rows));
             var missed = rows.Where(r => r.GoalMet == false).Select(r => r.Metric.Trim()).ToList();
+
+            Progress($"explain: one `ipvlan-cni explain` pod to pod on a node with {ExplainBench.Pods} pods");
+            var (explainMs, verdict) = ExplainBench.Measure(our, pods, $"{WorkDir}/ipvlan-cni-state", WorkDir);
+            bool explainMet = explainMs <= ExplainBench.GoalMs;
+            Console.WriteLine($"explain, {ExplainBench.Pods} pods on the node (median of 5): {ExplainBench.Describe(explainMs)} " +
+                $"(goal <= {ExplainBench.GoalMs:0} ms: {(explainMet ? "met" : "MISSED")}; {verdict})");
+            if (!explainMet)
+                missed.Add("explain within 200 ms");
             Console.WriteLine(missed.Count == 0
                 ? "bench: every goal met"
                 : $"bench: goal missed: {string.Join("; ", missed)}");
