@@ -456,7 +456,10 @@ sealed class Datapath(Topology topology)
         string note = elsewhere.Local is { } l ? $" ({packet.Destination} is local on {l.Link.Name}, which flowi4_oif={port.Master.Name} skips)"
             : elsewhere.Route is { Link: { } other } r && other != port.Master ? $" (route {r} is through another link)" : "";
         Say(ns, "ipvlan_process_v4_outbound", $"no route through {port.Master.Name}{note}: assumed on-link on {port.Master.Name}, ip_local_out");
-        return Output(ns, port.Master, packet.Destination, packet);
+        var outcome = Output(ns, port.Master, packet.Destination, packet);
+        return outcome is Lost { Kind: Loss.NoNeighbour }
+            ? new Lost(Loss.NoNeighbour, $"a pod's IPv4 leaves only through its master {port.Master.Name} (ipvlan_process_v4_outbound), and nobody answers ARP for {packet.Destination} there.")
+            : outcome;
     }
 
     // drivers/net/ipvlan/ipvlan_core.c ipvlan_process_v6_outbound (ipvlan_route_v6_outbound): ip6_route_output in the
