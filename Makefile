@@ -36,8 +36,10 @@ build: restore
 
 publish: deps restore
 	$(DOTNET) publish src/IpvlanCni/IpvlanCni.csproj -c Release -r linux-x64 -nologo -o artifacts/publish
+	$(DOTNET) publish src/IpvlanCni.Explain.Tool/IpvlanCni.Explain.Tool.csproj -c Release -r linux-x64 -nologo -o artifacts/publish
 	mkdir -p $(dir $(PLUGIN))
 	cp artifacts/publish/ipvlan-cni $(PLUGIN)
+	cp artifacts/publish/ipvlan-cni-explain $(dir $(PLUGIN))
 	@echo "plugin: $(PLUGIN) ($$(stat -c %s $(PLUGIN)) bytes)"
 
 test: deps build publish

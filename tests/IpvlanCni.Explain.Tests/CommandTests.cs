@@ -47,3 +47,33 @@ public sealed class CommandTests
         Assert.Contains("no such namespace", stderr);
     }
 }
+
+/// <summary>The published plugin hands `explain` to its companion executable (make publish builds both).</summary>
+public sealed class PublishedCommandTests
+{
+    static string Plugin()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            string candidate = Path.Combine(dir.FullName, "artifacts", "cni", "bin", "ipvlan-cni");
+            if (File.Exists(candidate))
+                return candidate;
+        }
+        throw new FileNotFoundException("artifacts/cni/bin/ipvlan-cni not found: run make publish first");
+    }
+
+    [Fact]
+    public void Ipvlan_cni_explain_runs_the_companion_with_the_arguments_after_explain()
+    {
+        var info = new System.Diagnostics.ProcessStartInfo(Plugin()) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string arg in new[] { "explain", "--snapshot", Path.Combine(AppContext.BaseDirectory, "Snapshots", "l3-host.json"),
+                     "--from", "/run/netns/demo-p10", "--to", "192.168.3.1", "--json" })
+            info.ArgumentList.Add(arg);
+        using var process = System.Diagnostics.Process.Start(info)!;
+        string stdout = process.StandardOutput.ReadToEnd();
+        string stderr = process.StandardError.ReadToEnd();
+        Assert.True(process.WaitForExit(TimeSpan.FromSeconds(30)));
+        Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}: {stderr}");
+        Assert.Contains("\"verdict\": \"reachable\"", stdout);
+    }
+}
