@@ -29,9 +29,9 @@ static class ExplainBench
             var times = new List<double>();
             for (int run = 0; run < Runs; run++)
             {
-                var exited = Spawner.Wait(Spawner.Start(our.Path, args, new Dictionary<string, string>(), output, $"{workDir}/explain.err"));
+                var exited = Spawner.Wait(Spawner.Start(our.Path, args, new Dictionary<string, string>(), "/dev/null", output));
                 if (exited.ExitCode is not (0 or 1 or 3))
-                    throw new InvalidOperationException($"explain failed ({exited.ExitCode}): {File.ReadAllText($"{workDir}/explain.err")}");
+                    throw new InvalidOperationException($"explain failed (exit {exited.ExitCode}): {File.ReadAllText(output)}");
                 times.Add(exited.Elapsed.TotalMilliseconds);
             }
             string verdict = File.ReadAllLines(output).FirstOrDefault(l => l.StartsWith("verdict: ", StringComparison.Ordinal)) ?? "no verdict";
