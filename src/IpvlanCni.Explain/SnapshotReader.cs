@@ -21,34 +21,68 @@ public static class SnapshotReader
     /// <param name="first">Namespace paths to read first, under these names (the one the question is about).</param>
     public static NodeSnapshot Read(NetNamespace node, string stateDir, params string[] first)
     {
-        var namespaces = new List<NamespaceSnapshot> { ReadNamespace(node, NodeId) };
+        var opened = new List<(NetNamespace Ns, string Id)>();
         var seen = new HashSet<(ulong, ulong)> { (node.Device, node.Inode) };
-        foreach (string path in first.Concat(Candidates()))
+        try
         {
-            NetNamespace ns;
-            try
+            foreach (string path in first.Concat(Candidates()))
             {
-                ns = NetNamespace.Open(path);
-            }
-            catch (NamespaceException)
-            {
-                continue; // gone meanwhile, or not a namespace mount
-            }
-            using (ns)
-            {
-                if (!seen.Add((ns.Device, ns.Inode)))
-                    continue;
+                NetNamespace ns;
                 try
                 {
-                    namespaces.Add(ReadNamespace(ns, path));
+                    ns = NetNamespace.Open(path);
                 }
-                catch (Exception e) when (e is NamespaceException or NetlinkException)
+                catch (NamespaceException)
                 {
-                    // A namespace that disappears while being read is not part of the node any more.
+                    continue; // gone meanwhile, or not a namespace mount
                 }
+                if (seen.Add((ns.Device, ns.Inode)))
+                    opened.Add((ns, path));
+                else
+                    ns.Dispose();
             }
+            var all = new List<(NetNamespace Ns, string Id)> { (node, NodeId) };
+            all.AddRange(opened);
+            // Two threads (the machine's cores) each visit half of the namespaces: enter one, open a netlink socket
+            // there, read the forwarding switches (/proc/sys/net is the reading thread's namespace) and dump it.
+            var halves = new[] { all.Where((_, i) => i % 2 == 0).ToList(), all.Where((_, i) => i % 2 == 1).ToList() };
+            var read = new List<NamespaceSnapshot?>[2];
+            var workers = halves.Select((half, h) => new Thread(() =>
+                read[h] = NetNamespace.RunInEach([.. half.Select(n => n.Ns)], ns => Visit(ns, half.First(n => n.Ns == ns).Id)))).ToList();
+            foreach (var worker in workers)
+                worker.Start();
+            foreach (var worker in workers)
+                worker.Join();
+            var namespaces = new List<NamespaceSnapshot>();
+            for (int i = 0; i < all.Count; i++)
+            {
+                var snapshot = read[i % 2]?[i / 2];
+                if (snapshot is not null)
+                    namespaces.Add(snapshot);
+                else if (i == 0)
+                    throw new NamespaceException("cannot read the node's own namespace");
+            }
+            return new NodeSnapshot(NodeId, namespaces, ReadMasquerade(stateDir));
         }
-        return new NodeSnapshot(NodeId, namespaces, ReadMasquerade(stateDir));
+        finally
+        {
+            foreach (var (ns, _) in opened)
+                ns.Dispose();
+        }
+    }
+
+    /// <summary>One namespace, read by a thread inside it; null when it went away meanwhile.</summary>
+    static NamespaceSnapshot? Visit(NetNamespace ns, string id)
+    {
+        try
+        {
+            using var client = new RouteClient(NetlinkSocket.Open());
+            return ReadNamespace(client, ns, id, ReadSwitch("/proc/sys/net/ipv4/ip_forward"), ReadSwitch("/proc/sys/net/ipv6/conf/all/forwarding"));
+        }
+        catch (Exception e) when (e is IOException or IpvlanCni.Interop.SystemCallException or NetlinkException)
+        {
+            return null;
+        }
     }
 
     /// <summary>/run/netns entries first (their names read best), then one path per process namespace not seen yet.</summary>
@@ -77,21 +111,14 @@ public static class SnapshotReader
         }
     }
 
-    static NamespaceSnapshot ReadNamespace(NetNamespace ns, string id)
-    {
-        // One thread in the namespace opens the socket and reads the forwarding switches (/proc/sys/net is the
-        // reading thread's namespace); the socket stays bound there.
-        var (transport, forward4, forward6) = ns.Run(() =>
-            (NetlinkSocket.Open(), ReadSwitch("/proc/sys/net/ipv4/ip_forward"), ReadSwitch("/proc/sys/net/ipv6/conf/all/forwarding")));
-        using var client = new RouteClient(transport);
-        return new NamespaceSnapshot(id, ns.Device, ns.Inode, forward4, forward6,
+    static NamespaceSnapshot ReadNamespace(RouteClient client, NetNamespace ns, string id, bool forward4, bool forward6) =>
+        new(id, ns.Device, ns.Inode, forward4, forward6,
             [.. client.ListLinks().Select(Link)],
             [.. client.ListAddresses().Select(a => new AddressSnapshot(a.LinkIndex, a.Prefix.ToString(),
                 (a.Flags & (AddressFlags.Tentative | AddressFlags.DadFailed)) != 0))],
             [.. client.ListRoutes().Select(Route)],
             [.. client.ListNeighbours().Select(n => new NeighbourSnapshot(n.LinkIndex, n.Address.ToString(),
                 n.MacAddress.GetAddressBytes().Length == 0 ? null : Mac(n.MacAddress), StateName(n.State)))]);
-    }
 
     static bool ReadSwitch(string path) => File.Exists(path) && File.ReadAllText(path).Trim() == "1";
 

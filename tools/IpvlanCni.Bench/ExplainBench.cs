@@ -26,6 +26,10 @@ static class ExplainBench
         {
             string output = $"{workDir}/explain.out";
             string[] args = ["explain", "--from", pods[0], "--to", addresses[^1], "--state-dir", stateDir];
+            // The companion alone, for the report: what the exec from ipvlan-cni adds.
+            var direct = Spawner.Wait(Spawner.Start(System.IO.Path.Combine(System.IO.Path.GetDirectoryName(our.Path)!, "ipvlan-cni-explain"), args[1..],
+                new Dictionary<string, string>(), "/dev/null", output));
+            Console.Error.WriteLine($"bench: ipvlan-cni-explain run directly: {Describe(direct.Elapsed.TotalMilliseconds)}");
             var times = new List<double>();
             for (int run = 0; run < Runs; run++)
             {
