@@ -15,7 +15,7 @@ APT_PACKAGES := user-mode-linux busybox-static iptables nftables iproute2 iputil
 APT_PACKAGES += lintian help2man podman runc
 SANDBOX := tools/sandbox/run
 RESULTS := artifacts/test-results
-UNIT_TESTS := Netlink Network Cni Ipam Plugin Install Dhcp
+UNIT_TESTS := Netlink Network Cni Ipam Plugin Install Dhcp Explain
 # One version for the executable (Directory.Build.props reads the file), the .deb and the image tag.
 VERSION := $(shell cat VERSION)
 DEB := artifacts/ipvlan-cni_$(VERSION)_amd64.deb
@@ -44,8 +44,11 @@ build: restore
 
 publish: deps restore
 	$(DOTNET) publish src/IpvlanCni/IpvlanCni.csproj -c Release -r linux-x64 -nologo -o artifacts/publish
+	$(DOTNET) publish src/IpvlanCni.Explain.Tool/IpvlanCni.Explain.Tool.csproj -c Release -r linux-x64 -nologo -o artifacts/publish
+	$(DOTNET) publish src/IpvlanCni.Agent.Tool/IpvlanCni.Agent.Tool.csproj -c Release -r linux-x64 -nologo -o artifacts/publish
 	mkdir -p $(dir $(PLUGIN))
 	cp artifacts/publish/ipvlan-cni $(PLUGIN)
+	cp artifacts/publish/ipvlan-cni-explain artifacts/publish/ipvlan-cni-agent $(dir $(PLUGIN))
 	@echo "plugin: $(PLUGIN) ($$(stat -c %s $(PLUGIN)) bytes)"
 
 # The Debian package: the executable in /usr/lib/cni (and its IPAM name), the agent's unit, examples, manual pages.

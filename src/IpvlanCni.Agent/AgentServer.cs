@@ -228,7 +228,6 @@ public sealed class AgentServer : IDisposable
 /// <summary>`ipvlan-cni agent [--socket PATH] [--lease-dir DIR] [--log-file PATH] [--max-connections N] [--max-leases N]`.</summary>
 public static class AgentMain
 {
-    public const string Summary = "run the node agent (DHCP leases for IPAM type ipvlan-cni-dhcp) in the foreground";
     const string Usage = "usage: ipvlan-cni agent [--socket PATH] [--lease-dir DIR] [--log-file PATH] [--max-connections N] [--max-leases N] [--request-timeout SECONDS]";
     const string Help = """
         Usage: ipvlan-cni agent [OPTION]...

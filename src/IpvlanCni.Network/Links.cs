@@ -20,6 +20,8 @@ public sealed record LinkInfo
     public string? Kind { get; init; }
     /// <summary>IFLA_LINK: the master of an ipvlan/macvlan/vlan link, 0 when none.</summary>
     public int ParentIndex { get; init; }
+    /// <summary>IFLA_LINK_NETNSID: the parent (or veth peer) lives in another namespace, this id as seen from here; null: this one.</summary>
+    public int? ParentNamespaceId { get; init; }
     public PhysicalAddress MacAddress { get; init; } = PhysicalAddress.None;
     public int Mtu { get; init; }
     /// <summary>IFF_UP is set (administratively up).</summary>

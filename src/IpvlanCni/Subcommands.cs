@@ -17,7 +17,9 @@ static class Subcommands
     [
         new("install", InstallCommand.Summary, InstallCommand.Run),
         new("uninstall", UninstallCommand.Summary, UninstallCommand.Run),
-        new("agent", IpvlanCni.Agent.AgentMain.Summary, args => IpvlanCni.Agent.AgentMain.Run(args)),
+        // Their own executables beside this one: linked in, their code would be resident in every plugin run.
+        new("agent", "run the node agent (DHCP leases for IPAM type ipvlan-cni-dhcp) in the foreground", args => Libc.ExecCompanion("ipvlan-cni-agent", args)),
+        new("explain", "explain why a pod (or the node) can or cannot reach an address, hop by hop through ipvlan", args => Libc.ExecCompanion("ipvlan-cni-explain", args)),
         new("VERSION", "print the CNI spec versions the plugin supports, as CNI_COMMAND=VERSION does", CniVersion),
     ];
 

@@ -15,7 +15,16 @@ public class ImageTests
     }
 
     [Fact]
-    public void The_image_holds_only_the_executable_and_is_tagged_with_the_version()
+    public void The_agent_in_the_image_is_its_companion_executable()
+    {
+        var outcome = Podman("run", "--rm", Repo.Image, "ipvlan-cni", "agent", "--help");
+
+        Assert.True(outcome.ExitCode == 0, outcome.ToString());
+        Assert.StartsWith("Usage: ipvlan-cni agent", outcome.Stdout);
+    }
+
+    [Fact]
+    public void The_image_holds_only_the_executables_and_is_tagged_with_the_version()
     {
         string id = Podman("create", Repo.Image).Stdout.Trim();
         try
@@ -24,7 +33,7 @@ public class ImageTests
             string tar = Path.Join(temp.Path, "fs.tar");
             Assert.Equal(0, Podman("export", "--output", tar, id).ExitCode);
             var entries = Command.Succeed("tar", "-tf", tar).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.Equal(["usr/", "usr/bin/", "usr/bin/ipvlan-cni"], entries.Order());
+            Assert.Equal(["usr/", "usr/bin/", "usr/bin/ipvlan-cni", "usr/bin/ipvlan-cni-agent", "usr/bin/ipvlan-cni-explain"], entries.Order());
         }
         finally
         {

@@ -35,6 +35,18 @@ Console.WriteLine("""
     output interface (IPv6 is routed freely). For pods that need networks behind the node, use l2 with egress "host".
     """);
 
+// `ipvlan-cni explain` on one failing and one working path: an l3 pod to the node, without and with hostAccess.
+var l3 = lab.Layout.Segments.First(s => s.Mode == IpvlanCni.Network.IpvlanMode.L3);
+foreach (var setup in new[] { Setup.Plain, Setup.HostAccess })
+{
+    using var deployment = new Deployment(lab, l3, setup, secondNetwork: false);
+    string node = lab.NodePrimaryAddress(Family.IPv4).Address.ToString();
+    Console.WriteLine($"\n$ ipvlan-cni explain --from {deployment.A.Pod.Path} --to {node}      # {setup.Label}");
+    var explained = Programs.Run(lab.Node, CniRuntime.PluginPath, ["explain", "--from", deployment.A.Pod.Path, "--to", node, "--state-dir", lab.StateDir]);
+    Console.Write(explained.StdOut + explained.StdErr);
+}
+Console.WriteLine();
+
 bool dhcpWorked = DhcpDemo.Run(lab);
 var wrong = cells.Where(c => !c.AsExpected).ToList();
 foreach (var cell in wrong)

@@ -136,6 +136,7 @@ internal static class LinkCodec
         var header = LinkHeader.Read(payload);
         string? name = null, kind = null;
         int parent = 0, mtu = 0;
+        int? linkNetnsId = null;
         var mac = PhysicalAddress.None;
         var operState = OperationalState.Unknown;
         ReadOnlySpan<byte> data = default;
@@ -147,6 +148,7 @@ internal static class LinkCodec
                 case LinkAttribute.Name: name = r.GetString(); break;
                 case LinkAttribute.Mtu: mtu = (int)r.GetUInt32(); break;
                 case LinkAttribute.Link: parent = r.GetInt32(); break;
+                case LinkAttribute.LinkNetNamespaceId: linkNetnsId = r.GetInt32(); break;
                 case LinkAttribute.Address: mac = new PhysicalAddress(r.GetBytes()); break;
                 case LinkAttribute.OperationalState: operState = (OperationalState)r.GetByte(); break;
                 case LinkAttribute.LinkInfo:
@@ -184,6 +186,7 @@ internal static class LinkCodec
             Name = name,
             Kind = kind,
             ParentIndex = parent,
+            ParentNamespaceId = linkNetnsId,
             MacAddress = mac,
             Mtu = mtu,
             IsUp = (header.Flags & InterfaceFlags.Up) != 0,
