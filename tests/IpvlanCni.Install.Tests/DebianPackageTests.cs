@@ -94,7 +94,7 @@ public class DebianPackageTests(InstalledPackage package) : IClassFixture<Instal
         }
         string doc = package.PathOf("/usr/share/doc/ipvlan-cni");
         Assert.True(File.Exists(Path.Join(doc, "copyright")));
-        Assert.StartsWith($"ipvlan-cni ({Repo.Version}) ", Command.Succeed("zcat", Path.Join(doc, "changelog.Debian.gz")).Stdout);
+        Assert.StartsWith($"ipvlan-cni ({Repo.Version}) ", Command.Succeed("zcat", Path.Join(doc, "changelog.gz")).Stdout);
         var examples = Directory.GetFiles(Path.Join(Repo.Root, "deploy", "examples"), "*.conflist").Select(Path.GetFileName).Order();
         Assert.Equal(examples, Directory.GetFiles(Path.Join(doc, "examples")).Select(Path.GetFileName).Order());
     }
