@@ -38,6 +38,7 @@ publish: deps restore
 	$(DOTNET) publish src/IpvlanCni/IpvlanCni.csproj -c Release -r linux-x64 -nologo -o artifacts/publish
 	mkdir -p $(dir $(PLUGIN))
 	cp artifacts/publish/ipvlan-cni $(PLUGIN)
+	ln -f $(PLUGIN) $(dir $(PLUGIN))ipvlan-cni-ipam
 	@echo "plugin: $(PLUGIN) ($$(stat -c %s $(PLUGIN)) bytes)"
 
 test: deps build publish

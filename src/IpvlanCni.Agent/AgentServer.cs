@@ -230,7 +230,8 @@ public static class AgentMain
 {
     const string Usage = "usage: ipvlan-cni agent [--socket PATH] [--lease-dir DIR] [--log-file PATH] [--max-connections N] [--max-leases N] [--request-timeout SECONDS]";
 
-    public static int Run(ReadOnlySpan<string> args)
+    /// <summary><paramref name="more"/>: services of layers above the agent (cluster IPAM), built with its log.</summary>
+    public static int Run(ReadOnlySpan<string> args, params Func<AgentLog, IAgentService>[] more)
     {
         AgentOptions options;
         try
@@ -257,6 +258,7 @@ public static class AgentMain
         var services = new List<IAgentService>();
         services.Add(new AgentSelfService(() => services));
         services.Add(dhcp);
+        services.AddRange(more.Select(create => create(log)));
         try
         {
             using var server = new AgentServer(options, log, services);

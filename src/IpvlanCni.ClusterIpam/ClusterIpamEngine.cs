@@ -43,6 +43,10 @@ public sealed class ClusterIpamEngine(IKvStore store)
                         snapshot = ReadAll(reads, deadline);
                         continue;
                     case Decision.Existing existing:
+                        // Same attachment key, another pod: fail closed rather than hand one pod's address to another.
+                        if (existing.Record.Owner is { PodUid.Length: > 0 } owner && a.PodUid.Length > 0 && owner.PodUid != a.PodUid)
+                            throw new CniException(CniErrorCode.AlreadyExists,
+                                $"ipvlan-cni-ipam: {a.ContainerId}/{a.IfName} on network {config.Network} is held by pod UID {owner.PodUid}, not {a.PodUid}");
                         return existing.Record;
                     case Decision.Fenced:
                         throw new CniException(CniErrorCode.UnknownContainer,
