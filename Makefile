@@ -60,7 +60,12 @@ kernel-test:
 # and 100 ADDs killed with SIGKILL at random moments, each cleaned up by DEL. `make test` runs 100 and 6.
 SOAK_CYCLES ?= 1000
 CRASH_KILLS ?= 100
+# The cluster IPAM storm (three-member etcd, dozens of simulated nodes, leaders killed and paused) for this long;
+# `make test` runs it for 25 s.
+ETCD_STORM_SECONDS ?= 300
 soak: deps build publish
+	IPVLANCNI_ETCD_STORM_SECONDS=$(ETCD_STORM_SECONDS) $(DOTNET) test tests/IpvlanCni.ClusterIpam.Tests --no-build -c Release \
+		--logger "console;verbosity=detailed" --filter "FullyQualifiedName~StormTests"
 	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) --env IPVLANCNI_SOAK_CYCLES=$(SOAK_CYCLES) --env IPVLANCNI_CRASH_KILLS=$(CRASH_KILLS) \
 		$(DOTNET) test tests/IpvlanCni.Kernel.Tests --no-build -c Release --logger "console;verbosity=normal" \
 		--filter "FullyQualifiedName~Reliability.SoakTests|FullyQualifiedName~Reliability.CrashConsistencyTests.Sigkill"

@@ -129,9 +129,15 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
     T Call<T>(DateTimeOffset deadline, Func<EtcdClient, DateTime, T> call, bool resend = true)
     {
         RpcException? last = null;
-        for (int tried = 0; tried < _members.Length * 2; tried++)
+        for (int tried = 0; ; tried++)
         {
             var left = deadline - DateTimeOffset.UtcNow;
+            // Every member refused (an election, a restart): pause a little before the next round, within the deadline.
+            if (tried > 0 && tried % _members.Length == 0 && left > TimeSpan.Zero)
+            {
+                Thread.Sleep(TimeSpan.FromMilliseconds(Math.Min(100, left.TotalMilliseconds)));
+                left = deadline - DateTimeOffset.UtcNow;
+            }
             if (left <= TimeSpan.Zero)
                 break;
             int index = Volatile.Read(ref _current) % _members.Length;

@@ -33,6 +33,7 @@ public class StormTests(ITestOutputHelper output)
         var held = new ConcurrentDictionary<string, (int Node, string Cid, string Ip)>();
         var uncertain = new ConcurrentDictionary<string, (int Node, string Cid)>();
         var problems = new ConcurrentQueue<string>();
+        var reasons = new ConcurrentDictionary<string, int>();
         long adds = 0, dels = 0, failures = 0, exhausted = 0, checks = 0;
         var until = DateTime.UtcNow.AddSeconds(Seconds);
 
@@ -67,6 +68,8 @@ public class StormTests(ITestOutputHelper output)
                         // The ADD failed: the runtime calls DEL for it later (it may or may not have committed).
                         uncertain[cid] = (node, cid);
                         Interlocked.Increment(ref failures);
+                        reasons.AddOrUpdate(Reason(e), 1, (_, c) => c + 1);
+                        Thread.Sleep(100); // the runtime retries later, not in a loop
                     }
                 }
                 else
@@ -82,6 +85,8 @@ public class StormTests(ITestOutputHelper output)
                     catch (Exception e) when (e is StoreUnavailableException or CniException)
                     {
                         Interlocked.Increment(ref failures); // still held; retried by a later DEL
+                        reasons.AddOrUpdate(Reason(e), 1, (_, c) => c + 1);
+                        Thread.Sleep(100);
                     }
                 }
             }
@@ -144,6 +149,8 @@ public class StormTests(ITestOutputHelper output)
         threads.ForEach(t => t.Join());
         cluster.WaitHealthy(TimeSpan.FromSeconds(20));
         output.WriteLine($"{clock.Elapsed.TotalSeconds:0} s, {Nodes} nodes: {adds} ADDs, {dels} DELs, {failures} failed (faults), {exhausted} exhausted, {checks} oracle reads; faults: {string.Join("; ", faults)}");
+        foreach (var (why, count) in reasons.OrderByDescending(r => r.Value).Take(8))
+            output.WriteLine($"  {count} x {why}");
 
         // The runtime's DEL for every failed ADD, retried until etcd answers.
         foreach (var (cid, (node, _)) in uncertain)
@@ -182,6 +189,8 @@ public class StormTests(ITestOutputHelper output)
         foreach (var s in stores)
             s.Dispose();
     }
+
+    static string Reason(Exception e) => (e is CniException c ? $"code {c.Code}: " : "store: ") + new string(e.Message.Take(140).ToArray());
 
     static void Retry(Action action)
     {
