@@ -70,7 +70,8 @@ public sealed class ClusterView
                 foreach (var r in rows)
                 {
                     w.WriteStartObject();
-                    w.WriteString("address", IpMath.Format(r.Ip));
+                    w.WriteString("address", IpMath.Format(r.Ip.Address));
+                    w.WriteString("cidr", IpMath.Format(r.Ip));
                     w.WriteString("node", r.Owner.Node);
                     w.WriteString("containerId", r.Owner.ContainerId);
                     w.WriteString("ifName", r.Owner.IfName);

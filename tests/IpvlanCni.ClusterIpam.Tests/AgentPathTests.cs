@@ -129,3 +129,82 @@ public sealed class AgentPathTests : IClassFixture<SingleEtcd>, IDisposable
         Assert.Contains("ipam.blockSize", e.Message);
     }
 }
+
+/// <summary>The published binary under its second name, run as a runtime runs an IPAM plugin (env + stdin).</summary>
+public sealed class StandaloneBinaryTests(SingleEtcd etcd) : IClassFixture<SingleEtcd>
+{
+    static string Binary
+    {
+        get
+        {
+            var dir = new DirectoryInfo(AppContext.BaseDirectory);
+            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "IpvlanCni.slnx")))
+                dir = dir.Parent;
+            var path = Path.Combine(dir?.FullName ?? "/", "artifacts/cni/bin/ipvlan-cni-ipam");
+            return File.Exists(path) ? path : throw new InvalidOperationException($"{path} is missing: run `make publish`");
+        }
+    }
+
+    (int Code, string Out) Exec(string command, string containerId, string config, string socket)
+    {
+        var psi = new ProcessStartInfo(Binary) { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        psi.Environment.Clear();
+        psi.Environment["CNI_COMMAND"] = command;
+        psi.Environment["CNI_CONTAINERID"] = containerId;
+        psi.Environment["CNI_NETNS"] = "/var/run/netns/none";
+        psi.Environment["CNI_IFNAME"] = "eth0";
+        psi.Environment["CNI_PATH"] = "/opt/cni/bin";
+        using var p = Process.Start(psi)!;
+        p.StandardInput.Write(config);
+        p.StandardInput.Close();
+        string output = p.StandardOutput.ReadToEnd();
+        Assert.True(p.WaitForExit(30_000));
+        return (p.ExitCode, output);
+    }
+
+    [Fact]
+    public void TheSecondNameIsAStandaloneIpamPlugin()
+    {
+        var dir = Directory.CreateTempSubdirectory("ipvlan-cni-standalone-").FullName;
+        var socket = Path.Combine(dir, "agent.sock");
+        using var log = new AgentLog(Path.Combine(dir, "agent.log"));
+        var services = new List<IAgentService> { ClusterIpamService.Create(log) };
+        using var stop = new CancellationTokenSource();
+        var server = new AgentServer(new AgentOptions { SocketPath = socket, LeaseDirectory = Path.Combine(dir, "leases") }, log, services);
+        var agent = new Thread(() => { using (server) server.Run(stop.Token); }) { IsBackground = true };
+        agent.Start();
+        try
+        {
+            string config = "{\"cniVersion\":\"1.0.0\",\"name\":\"standalone\",\"type\":\"macvlan\",\"ipam\":{\"type\":\"ipvlan-cni-ipam\",\"node\":\"n1\"," +
+                "\"agentSocket\":\"" + socket + "\",\"etcdEndpoints\":[" + etcd.Cluster.EndpointsJson + "],\"ranges\":[[{\"subnet\":\"10.40.0.0/24\",\"gateway\":\"10.40.0.254\"}]]}}";
+            var add = Exec("ADD", "s1", config, socket);
+            Assert.Equal(0, add.Code);
+            using (var doc = JsonDocument.Parse(add.Out))
+            {
+                Assert.Equal("1.0.0", doc.RootElement.GetProperty("cniVersion").GetString());
+                var ip = Assert.Single(doc.RootElement.GetProperty("ips").EnumerateArray());
+                Assert.StartsWith("10.40.0.", ip.GetProperty("address").GetString());
+                Assert.Equal("10.40.0.254", ip.GetProperty("gateway").GetString());
+            }
+            Assert.Equal(add.Out, Exec("ADD", "s1", config, socket).Out);
+            Assert.Equal(0, Exec("DEL", "s1", config, socket).Code);
+            Assert.Equal(0, Exec("DEL", "s1", config, socket).Code);
+            // No agent: the spec's error JSON, code 11, saying how to start it.
+            var absent = Exec("ADD", "s2", config.Replace(socket, Path.Combine(dir, "absent.sock")), socket);
+            Assert.NotEqual(0, absent.Code);
+            using (var doc = JsonDocument.Parse(absent.Out))
+            {
+                Assert.Equal(11, doc.RootElement.GetProperty("code").GetInt32());
+                Assert.Contains("ipvlan-cni agent", doc.RootElement.GetProperty("msg").GetString());
+            }
+        }
+        finally
+        {
+            stop.Cancel();
+            agent.Join(5000);
+            foreach (var s in services)
+                s.Dispose();
+            Directory.Delete(dir, true);
+        }
+    }
+}
