@@ -39,6 +39,8 @@ publish: deps restore
 	mkdir -p $(dir $(PLUGIN))
 	cp artifacts/publish/ipvlan-cni $(PLUGIN)
 	ln -f $(PLUGIN) $(dir $(PLUGIN))ipvlan-cni-ipam
+	$(DOTNET) publish src/IpvlanCni.AgentHost/IpvlanCni.AgentHost.csproj -c Release -r linux-x64 -nologo -o artifacts/publish-agent
+	cp artifacts/publish-agent/ipvlan-cni-agent $(dir $(PLUGIN))ipvlan-cni-agent
 	@echo "plugin: $(PLUGIN) ($$(stat -c %s $(PLUGIN)) bytes)"
 
 test: deps build publish

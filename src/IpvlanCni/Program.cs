@@ -2,11 +2,11 @@
 // no arguments; a first argument names a subcommand, whose code is never touched on the CNI path. Installed under the
 // name ipvlan-cni-ipam, the same binary is the standalone cluster IPAM plugin.
 IpvlanCni.Interop.Libc.UseSingleMallocArena();
-if (Path.GetFileName(Environment.GetCommandLineArgs()[0]) == IpvlanCni.ClusterIpam.StandaloneIpam.ExecutableName)
-    return IpvlanCni.ClusterIpam.StandaloneIpam.Run();
+if (Path.GetFileName(Environment.GetCommandLineArgs()[0]) == IpvlanCni.Ipam.StandaloneIpam.ExecutableName)
+    return IpvlanCni.Ipam.StandaloneIpam.Run();
 return args switch
 {
-    ["agent", ..] => IpvlanCni.Agent.AgentMain.Run(args.AsSpan(1), IpvlanCni.ClusterIpam.ClusterIpamService.Create),
-    ["ipam", ..] => IpvlanCni.ClusterIpam.IpamCommand.Run(args.AsSpan(1)),
+    // The agent (and the etcd client the ipam subcommands use) is its own binary beside this one: see its project.
+    ["agent" or "ipam", ..] => IpvlanCni.Plugin.AgentExec.Run(args),
     _ => IpvlanCni.Plugin.PluginMain.Run(args),
 };

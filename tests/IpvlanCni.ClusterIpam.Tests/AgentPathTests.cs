@@ -131,19 +131,64 @@ public sealed class AgentPathTests : IClassFixture<SingleEtcd>, IDisposable
 }
 
 /// <summary>The published binary under its second name, run as a runtime runs an IPAM plugin (env + stdin).</summary>
-public sealed class StandaloneBinaryTests(SingleEtcd etcd) : IClassFixture<SingleEtcd>
+public sealed class StandaloneBinaryTests(SingleEtcd etcd, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<SingleEtcd>
 {
-    static string Binary
+    static string Binary => Published("ipvlan-cni-ipam");
+
+    static string Published(string name)
     {
-        get
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "IpvlanCni.slnx")))
+            dir = dir.Parent;
+        var path = Path.Combine(dir?.FullName ?? "/", "artifacts/cni/bin", name);
+        return File.Exists(path) ? path : throw new InvalidOperationException($"{path} is missing: run `make publish`");
+    }
+
+    /// <summary>
+    /// The published agent (NativeAOT, the etcd client inside), started as the unit starts it (`ipvlan-cni agent`,
+    /// which execs ipvlan-cni-agent), and the published standalone plugin asking it; stopped by PID with SIGTERM.
+    /// </summary>
+    [Fact]
+    public void PublishedAgentAndPluginAgainstEtcd()
+    {
+        var dir = Directory.CreateTempSubdirectory("ipvlan-cni-published-").FullName;
+        var socket = Path.Combine(dir, "agent.sock");
+        var psi = new ProcessStartInfo(Published("ipvlan-cni")) { UseShellExecute = false };
+        foreach (var a in new[] { "agent", "--socket", socket, "--lease-dir", Path.Combine(dir, "leases"), "--log-file", Path.Combine(dir, "agent.log") })
+            psi.ArgumentList.Add(a);
+        using var agent = Process.Start(psi)!;
+        try
         {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "IpvlanCni.slnx")))
-                dir = dir.Parent;
-            var path = Path.Combine(dir?.FullName ?? "/", "artifacts/cni/bin/ipvlan-cni-ipam");
-            return File.Exists(path) ? path : throw new InvalidOperationException($"{path} is missing: run `make publish`");
+            for (int i = 0; i < 100 && !File.Exists(socket); i++)
+                Thread.Sleep(50);
+            Assert.True(File.Exists(socket), "the published agent did not open its socket: " + (File.Exists(Path.Combine(dir, "agent.log")) ? File.ReadAllText(Path.Combine(dir, "agent.log")) : "no log"));
+            string config = "{\"cniVersion\":\"1.1.0\",\"name\":\"published\",\"type\":\"macvlan\",\"ipam\":{\"type\":\"ipvlan-cni-ipam\",\"node\":\"n1\"," +
+                "\"agentSocket\":\"" + socket + "\",\"etcdEndpoints\":[" + etcd.Cluster.EndpointsJson + "],\"ranges\":[[{\"subnet\":\"10.41.0.0/24\"}]]}}";
+            Assert.Equal(0, Exec("ADD", "warm", config, socket).Code);
+            var clock = Stopwatch.StartNew();
+            var seen = new HashSet<string>();
+            for (int i = 0; i < 20; i++)
+            {
+                var add = Exec("ADD", $"p{i}", config, socket);
+                Assert.Equal(0, add.Code);
+                using var doc = JsonDocument.Parse(add.Out);
+                Assert.True(seen.Add(doc.RootElement.GetProperty("ips")[0].GetProperty("address").GetString()!));
+            }
+            output.WriteLine($"published ipvlan-cni-ipam ADD through the published agent: {clock.Elapsed.TotalMilliseconds / 20:0.0} ms per process");
+            for (int i = 0; i < 20; i++)
+                Assert.Equal(0, Exec("DEL", $"p{i}", config, socket).Code);
+            Assert.Equal(agent.Id, agent.Id); // the exec kept the PID: the signal below reaches the agent itself
+        }
+        finally
+        {
+            Kill(agent.Id, 15);
+            Assert.True(agent.WaitForExit(10_000), "the agent did not stop on SIGTERM");
+            Directory.Delete(dir, true);
         }
     }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
+    static extern int Kill(int pid, int signal);
 
     (int Code, string Out) Exec(string command, string containerId, string config, string socket)
     {

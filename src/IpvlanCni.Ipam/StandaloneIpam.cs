@@ -2,9 +2,8 @@ using System.Collections;
 using System.Text.Json;
 using IpvlanCni.Cni;
 using IpvlanCni.Interop;
-using IpvlanCni.Ipam;
 
-namespace IpvlanCni.ClusterIpam;
+namespace IpvlanCni.Ipam;
 
 /// <summary>
 /// The executable run as `ipvlan-cni-ipam` (a second name of the one binary): a standalone CNI IPAM plugin, so
