@@ -36,8 +36,11 @@ public sealed class LeaseStore(string directory)
         File.Move(temporary, path, overwrite: true);
     }
 
+    /// <summary>Idempotent: no file (or no folder yet) is nothing to remove.</summary>
     public void Remove(ClientIdentity identity)
     {
+        if (!System.IO.Directory.Exists(Directory))
+            return;
         File.Delete(PathOf(identity.Key));
         File.Delete(PathOf(identity.Key) + ".tmp");
     }

@@ -35,9 +35,10 @@ Console.WriteLine("""
     output interface (IPv6 is routed freely). For pods that need networks behind the node, use l2 with egress "host".
     """);
 
+bool dhcpWorked = DhcpDemo.Run(lab);
 var wrong = cells.Where(c => !c.AsExpected).ToList();
 foreach (var cell in wrong)
     Console.WriteLine($"UNEXPECTED: {cell}");
 Console.WriteLine($"{cells.Count(c => c.Reached is not null)} cells measured in {clock.Elapsed.TotalSeconds:F0} s; " +
     (wrong.Count == 0 ? "all as expected." : $"{wrong.Count} not as expected."));
-return wrong.Count == 0 ? 0 : 1;
+return wrong.Count == 0 && dhcpWorked ? 0 : 1;

@@ -27,6 +27,14 @@ public class DhcpAgentTests(ITestOutputHelper output) : KernelTest
         var addB = dhcp.Lab.Cni.Add(config, b, "pod-b").Succeeded("ADD pod-b");
         output.WriteLine($"ADD pod-b took {clock.ElapsedMilliseconds} ms");
 
+        // For scale, on the same node and moment: an ADD with host-local IPAM (no DHCP at all).
+        var local = dhcp.Lab.NetworkConfig("localnet", DhcpLab.Segment);
+        var c = dhcp.Lab.AddPod();
+        clock.Restart();
+        dhcp.Lab.Cni.Add(local, c, "pod-c").Succeeded("ADD pod-c (host-local)");
+        output.WriteLine($"ADD pod-c with host-local took {clock.ElapsedMilliseconds} ms");
+        dhcp.Lab.Cni.Del(local, c, "pod-c").Succeeded("DEL pod-c");
+
         var ipA = addA.Addresses.Single();
         var ipB = addB.Addresses.Single();
         Assert.NotEqual(ipA.Address, ipB.Address);
@@ -52,6 +60,7 @@ public class DhcpAgentTests(ITestOutputHelper output) : KernelTest
         Assert.True(Programs.Ping(b.Namespace, Server, 3), "pod b -> DHCP server");
 
         dhcp.Lab.Cni.Check(config, a, "pod-a", addA).Succeeded("CHECK pod-a");
+        dhcp.Lab.Cni.Status(config).Succeeded("STATUS with the agent up");
 
         // DEL releases from the leased address: dnsmasq forgets the lease at once.
         dhcp.Lab.Cni.Del(config, a, "pod-a").Succeeded("DEL pod-a");
@@ -59,8 +68,12 @@ public class DhcpAgentTests(ITestOutputHelper output) : KernelTest
         Assert.Single(dhcp.Leases());
         Assert.DoesNotContain(Directory.GetFiles(dhcp.AgentLeases), f => File.ReadAllText(f).Contains("pod-a"));
         dhcp.Lab.Cni.Del(config, a, "pod-a").Succeeded("DEL pod-a again");
-        dhcp.Lab.Cni.Del(config, b, "pod-b").Succeeded("DEL pod-b");
-        dhcp.WaitFor(() => dhcp.Leases().Count == 0, TimeSpan.FromSeconds(5), "dnsmasq to drop pod b's lease");
+        // GC of a network whose runtime keeps no pod: the record, the link and the agent's lease go.
+        dhcp.Lab.Cni.Gc(config).Succeeded("GC keeping nothing");
+        Assert.Empty(Directory.GetFiles(dhcp.AgentLeases));
+        using (var podB = RouteClient.OpenIn(b.Namespace))
+            Assert.Null(podB.TryGetLink("eth0"));
+        dhcp.Lab.Cni.Del(config, b, "pod-b").Succeeded("DEL pod-b after GC");
         Assert.Equal(0, dhcp.TerminateAgent());
         output.WriteLine(dhcp.AgentLogText);
     }

@@ -114,11 +114,37 @@ public class DhcpLifecycleTests(ITestOutputHelper output) : KernelTest
             Assert.Null(client.TryGetLink("eth0"));
         Assert.Equal(before.Lines, NodeSnapshot.Take(dhcp.Lab.Node, SnapshotFolders.PluginState(dhcp.Lab.StateDir, dhcp.Lab.IpamDir), pod.Namespace).Lines);
 
+        Assert.Contains("agent is not running", dhcp.Lab.Cni.Status(config).FailedWith(50));
+
         var l3 = config.DeepClone().AsObject();
         l3["mode"] = "l3";
         var refused = dhcp.Lab.Cni.Add(l3, pod, "absent-2").FailedWith(7);
         Assert.Contains("mode", refused);
         Assert.Contains("broadcast", refused);
+    }
+
+    [Fact]
+    public void An_add_failing_at_any_step_after_the_link_exists_rolls_back_the_link_the_records_and_the_lease()
+    {
+        using var dhcp = new DhcpLab();
+        dhcp.StartDnsmasq();
+        dhcp.StartAgent();
+        var config = dhcp.Config("rollback");
+        var pod = dhcp.Lab.AddPod();
+        var folders = SnapshotFolders.PluginState(dhcp.Lab.StateDir, dhcp.Lab.IpamDir);
+        var before = NodeSnapshot.Take(dhcp.Lab.Node, folders, pod.Namespace);
+        foreach (string step in IpvlanCni.Plugin.FaultPoints.AddSteps)
+        {
+            var failed = dhcp.Lab.Cni.Add(config, pod, "rb-1", env: new Dictionary<string, string> { [IpvlanCni.Plugin.FaultPoints.Variable] = $"{step}:fail" });
+            Assert.Contains(step, failed.FailedWith(999));
+            Assert.Equal(before.Lines, NodeSnapshot.Take(dhcp.Lab.Node, folders, pod.Namespace).Lines);
+            Assert.Empty(Directory.Exists(dhcp.AgentLeases) ? Directory.GetFiles(dhcp.AgentLeases) : []);
+            // A lease taken before the failure was released from its address (added back for the RELEASE if needed).
+            dhcp.WaitFor(() => dhcp.Leases().Count == 0, TimeSpan.FromSeconds(5), $"dnsmasq to hold no lease after a failure at {step}");
+        }
+        Assert.Equal(4, Regex.Count(dhcp.AgentLogText, "dhcp released rollback/rb-1/eth0"));
+        dhcp.Lab.Cni.Add(config, pod, "rb-1").Succeeded("ADD after the failures");
+        dhcp.Lab.Cni.Del(config, pod, "rb-1").Succeeded("DEL");
     }
 
     /// <summary>One request to the agent over its socket, as the plugin sends it.</summary>
