@@ -10,12 +10,12 @@ export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
 
 PLUGIN := artifacts/cni/bin/ipvlan-cni
-APT_PACKAGES := user-mode-linux busybox-static iptables nftables iproute2 iputils-ping containernetworking-plugins clang zlib1g-dev strace dnsmasq-base
+APT_PACKAGES := user-mode-linux busybox-static iptables nftables iproute2 iputils-ping containernetworking-plugins clang zlib1g-dev strace dnsmasq-base etcd-server
 # The package, its check and the image: dpkg-deb's .deb checked by lintian, manual pages from --help, podman on runc.
 APT_PACKAGES += lintian help2man podman runc
 SANDBOX := tools/sandbox/run
 RESULTS := artifacts/test-results
-UNIT_TESTS := Netlink Network Cni Ipam Plugin Install Dhcp Explain
+UNIT_TESTS := Netlink Network Cni Ipam Plugin Install Dhcp Explain ClusterIpam
 # One version for the executable (Directory.Build.props reads the file), the .deb and the image tag.
 VERSION := $(shell cat VERSION)
 DEB := artifacts/ipvlan-cni_$(VERSION)_amd64.deb
@@ -45,10 +45,12 @@ build: restore
 publish: deps restore
 	$(DOTNET) publish src/IpvlanCni/IpvlanCni.csproj -c Release -r linux-x64 -nologo -o artifacts/publish
 	$(DOTNET) publish src/IpvlanCni.Explain.Tool/IpvlanCni.Explain.Tool.csproj -c Release -r linux-x64 -nologo -o artifacts/publish
-	$(DOTNET) publish src/IpvlanCni.Agent.Tool/IpvlanCni.Agent.Tool.csproj -c Release -r linux-x64 -nologo -o artifacts/publish
 	mkdir -p $(dir $(PLUGIN))
 	cp artifacts/publish/ipvlan-cni $(PLUGIN)
-	cp artifacts/publish/ipvlan-cni-explain artifacts/publish/ipvlan-cni-agent $(dir $(PLUGIN))
+	cp artifacts/publish/ipvlan-cni-explain $(dir $(PLUGIN))
+	ln -f $(PLUGIN) $(dir $(PLUGIN))ipvlan-cni-ipam
+	$(DOTNET) publish src/IpvlanCni.AgentHost/IpvlanCni.AgentHost.csproj -c Release -r linux-x64 -nologo -o artifacts/publish-agent
+	cp artifacts/publish-agent/ipvlan-cni-agent $(dir $(PLUGIN))ipvlan-cni-agent
 	@echo "plugin: $(PLUGIN) ($$(stat -c %s $(PLUGIN)) bytes)"
 
 # The Debian package: the executable in /usr/lib/cni (and its IPAM name), the agent's unit, examples, manual pages.
@@ -83,7 +85,12 @@ kernel-test:
 # and 100 ADDs killed with SIGKILL at random moments, each cleaned up by DEL. `make test` runs 100 and 6.
 SOAK_CYCLES ?= 1000
 CRASH_KILLS ?= 100
+# The cluster IPAM storm (three-member etcd, dozens of simulated nodes, leaders killed and paused) for this long;
+# `make test` runs it for 25 s.
+ETCD_STORM_SECONDS ?= 300
 soak: deps build publish
+	IPVLANCNI_ETCD_STORM_SECONDS=$(ETCD_STORM_SECONDS) $(DOTNET) test tests/IpvlanCni.ClusterIpam.Tests --no-build -c Release \
+		--logger "console;verbosity=detailed" --filter "FullyQualifiedName~StormTests"
 	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) --env IPVLANCNI_SOAK_CYCLES=$(SOAK_CYCLES) --env IPVLANCNI_CRASH_KILLS=$(CRASH_KILLS) \
 		$(DOTNET) test tests/IpvlanCni.Kernel.Tests --no-build -c Release --logger "console;verbosity=normal" \
 		--filter "FullyQualifiedName~Reliability.SoakTests|FullyQualifiedName~Reliability.CrashConsistencyTests.Sigkill"

@@ -247,7 +247,8 @@ public static class AgentMain
 
         """;
 
-    public static int Run(ReadOnlySpan<string> args)
+    /// <summary><paramref name="more"/>: services of layers above the agent (cluster IPAM), built with its log.</summary>
+    public static int Run(ReadOnlySpan<string> args, params Func<AgentLog, IAgentService>[] more)
     {
         if (args is ["-h" or "--help", ..])
         {
@@ -279,6 +280,7 @@ public static class AgentMain
         var services = new List<IAgentService>();
         services.Add(new AgentSelfService(() => services));
         services.Add(dhcp);
+        services.AddRange(more.Select(create => create(log)));
         try
         {
             using var server = new AgentServer(options, log, services);

@@ -24,7 +24,7 @@ public interface IIpam
 
 public static class IpamFactory
 {
-    /// <summary>By ipam.type: "host-local", "static" and "ipvlan-cni-dhcp" built in, anything else executed from CNI_PATH.</summary>
+    /// <summary>By ipam.type: "host-local", "static", "ipvlan-cni-dhcp" and "ipvlan-cni-ipam" built in, anything else executed from CNI_PATH.</summary>
     public static IIpam Create(JsonElement ipam, CniRequest request)
     {
         if (ipam.ValueKind != JsonValueKind.Object)
@@ -35,6 +35,7 @@ public static class IpamFactory
             "host-local" => new HostLocalIpam(HostLocalConfig.Parse(ipam, request)),
             "static" => new StaticIpam(StaticConfig.Parse(ipam, request)),
             DhcpAgentIpam.TypeName => DhcpAgentIpam.Parse(ipam),
+            ClusterAgentIpam.TypeName => ClusterAgentIpam.Parse(ipam, request),
             _ => new DelegatingIpam(type),
         };
     }

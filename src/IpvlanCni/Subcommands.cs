@@ -18,7 +18,8 @@ static class Subcommands
         new("install", InstallCommand.Summary, InstallCommand.Run),
         new("uninstall", UninstallCommand.Summary, UninstallCommand.Run),
         // Their own executables beside this one: linked in, their code would be resident in every plugin run.
-        new("agent", "run the node agent (DHCP leases for IPAM type ipvlan-cni-dhcp) in the foreground", args => Libc.ExecCompanion("ipvlan-cni-agent", args)),
+        new("agent", "run the node agent (DHCP leases, cluster IPAM on etcd) in the foreground", args => Libc.ExecCompanion("ipvlan-cni-agent", ["agent", .. args])),
+        new("ipam", "show, check, release or forget cluster IPAM allocations in etcd", args => Libc.ExecCompanion("ipvlan-cni-agent", ["ipam", .. args])),
         new("explain", "explain why a pod (or the node) can or cannot reach an address, hop by hop through ipvlan", args => Libc.ExecCompanion("ipvlan-cni-explain", args)),
         new("VERSION", "print the CNI spec versions the plugin supports, as CNI_COMMAND=VERSION does", CniVersion),
     ];

@@ -1,0 +1,175 @@
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using dotnet_etcd;
+using Etcdserverpb;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using IpvlanCni.Ipam;
+
+namespace IpvlanCni.ClusterIpam;
+
+/// <summary>
+/// The store on etcd v3 through dotnet-etcd, as thin as it can be: a read is one Txn of ranges (one revision), a
+/// commit is one Txn, a lease is LeaseGrant. One gRPC channel per member; a member that refuses or does not answer in
+/// its share of the deadline passes the call to the next. Nothing is retried inside gRPC: a commit whose answer is
+/// lost surfaces as StoreUnavailableException and the engine reads back.
+/// </summary>
+public sealed class EtcdKvStore : IKvStore, IDisposable
+{
+    /// <summary>One member's share of a deadline: a stopped member must not eat the whole request.</summary>
+    static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(3);
+
+    readonly (Uri Endpoint, GrpcChannel Channel, EtcdClient Client)[] _members;
+    int _current;
+
+    public EtcdKvStore(ClusterIpamConfig config)
+    {
+        _members = [.. config.Endpoints.Select(uri =>
+        {
+            var channel = GrpcChannel.ForAddress(uri, new GrpcChannelOptions
+            {
+                HttpHandler = Handler(config),
+                Credentials = uri.Scheme == "https" ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure,
+                MaxRetryAttempts = 0,
+                DisposeHttpClient = true,
+            });
+            return (uri, channel, new EtcdClient(channel.CreateCallInvoker()));
+        })];
+        if (config.Username is { } user)
+            _metadata = Authenticate(user, config.Password!);
+    }
+
+    Metadata? _metadata;
+
+    /// <summary>etcd's simple auth: a token, sent with every call.</summary>
+    Metadata Authenticate(string user, string password)
+    {
+        var reply = Call(DateTimeOffset.UtcNow.AddSeconds(10), (c, d) => c.Authenticate(new AuthenticateRequest { Name = user, Password = password }, null, d));
+        return new Metadata { { "token", reply.Token } };
+    }
+
+    static SocketsHttpHandler Handler(ClusterIpamConfig config)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = TimeSpan.FromSeconds(2),
+            EnableMultipleHttp2Connections = true,
+            KeepAlivePingDelay = TimeSpan.FromSeconds(10),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
+        };
+        if (config.CertFile is { } cert)
+            handler.SslOptions.ClientCertificates = [X509Certificate2.CreateFromPemFile(cert, config.KeyFile)];
+        if (config.CaFile is { } caFile)
+        {
+            var ca = new X509Certificate2Collection();
+            ca.ImportFromPemFile(caFile);
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+            {
+                if (certificate is null)
+                    return false;
+                // Chain to the configured CA only; the host name check of the default validation still applies.
+                if ((errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != SslPolicyErrors.None)
+                    return false;
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.AddRange(ca);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                return chain.Build(new X509Certificate2(certificate));
+            };
+        }
+        return handler;
+    }
+
+    public Snapshot Read(IReadOnlyList<Read> reads, DateTimeOffset deadline)
+    {
+        var txn = new TxnRequest();
+        foreach (var r in reads)
+            txn.Success.Add(new RequestOp { RequestRange = Range(r) });
+        var reply = Call(deadline, (c, d) => c.Transaction(txn, _metadata, d));
+        return new Snapshot(reply.Header.Revision, reads, Found(reply));
+    }
+
+    public TxnOutcome Commit(Txn txn, DateTimeOffset deadline)
+    {
+        var request = new TxnRequest();
+        foreach (var c in txn.Compares)
+            request.Compare.Add(c.OnCreate
+                ? new Etcdserverpb.Compare { Key = Bytes(c.Key), Target = Etcdserverpb.Compare.Types.CompareTarget.Create, Result = Etcdserverpb.Compare.Types.CompareResult.Equal, CreateRevision = c.Revision }
+                : new Etcdserverpb.Compare { Key = Bytes(c.Key), Target = Etcdserverpb.Compare.Types.CompareTarget.Mod, Result = Etcdserverpb.Compare.Types.CompareResult.Equal, ModRevision = c.Revision });
+        foreach (var w in txn.Writes)
+            request.Success.Add(w.Value is null
+                ? new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = Bytes(w.Key) } }
+                : new RequestOp { RequestPut = new PutRequest { Key = Bytes(w.Key), Value = Bytes(w.Value), Lease = w.Lease } });
+        foreach (var r in txn.ElseReads)
+            request.Failure.Add(new RequestOp { RequestRange = Range(r) });
+        // A commit is sent once: after it left, a timeout is "unknown", and only a read can tell.
+        var reply = Call(deadline, (c, d) => c.Transaction(request, _metadata, d), resend: false);
+        return new TxnOutcome(reply.Succeeded, reply.Header.Revision, reply.Succeeded ? [] : Found(reply));
+    }
+
+    public long GrantLease(int seconds, DateTimeOffset deadline) =>
+        Call(deadline, (c, d) => c.LeaseGrant(new LeaseGrantRequest { TTL = seconds }, _metadata, d)).ID;
+
+    static RangeRequest Range(Read r) => r.End is null
+        ? new RangeRequest { Key = Bytes(r.Key) }
+        : new RangeRequest { Key = Bytes(r.Key), RangeEnd = Bytes(r.End) };
+
+    static ByteString Bytes(string s) => ByteString.CopyFromUtf8(s);
+
+    static List<KeyValue> Found(TxnResponse reply) =>
+        [.. reply.Responses.Where(r => r.ResponseCase == ResponseOp.ResponseOneofCase.ResponseRange)
+            .SelectMany(r => r.ResponseRange.Kvs)
+            .Select(kv => new KeyValue(kv.Key.ToStringUtf8(), kv.Value.ToStringUtf8(), kv.CreateRevision, kv.ModRevision))];
+
+    /// <summary>
+    /// Calls a member, moving to the next one when it is unreachable or slow; gives up at the deadline. With
+    /// <paramref name="resend"/> false, a call that may have reached a member is not sent again.
+    /// </summary>
+    T Call<T>(DateTimeOffset deadline, Func<EtcdClient, DateTime, T> call, bool resend = true)
+    {
+        RpcException? last = null;
+        for (int tried = 0; ; tried++)
+        {
+            var left = deadline - DateTimeOffset.UtcNow;
+            // Every member refused (an election, a restart): pause a little before the next round, within the deadline.
+            if (tried > 0 && tried % _members.Length == 0 && left > TimeSpan.Zero)
+            {
+                Thread.Sleep(TimeSpan.FromMilliseconds(Math.Min(100, left.TotalMilliseconds)));
+                left = deadline - DateTimeOffset.UtcNow;
+            }
+            if (left <= TimeSpan.Zero)
+                break;
+            int index = Volatile.Read(ref _current) % _members.Length;
+            var member = _members[index];
+            var attempt = left < AttemptTimeout ? left : AttemptTimeout;
+            try
+            {
+                return call(member.Client, DateTime.UtcNow + attempt);
+            }
+            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled or StatusCode.Internal or StatusCode.Unknown)
+            {
+                last = e;
+                Interlocked.CompareExchange(ref _current, index + 1, index);
+                // Refused before sending (connection refused) is safe to send elsewhere; anything later is uncertain.
+                if (!resend && !(e.StatusCode == StatusCode.Unavailable && e.Status.DebugException is HttpRequestException))
+                    throw new StoreUnavailableException($"etcd {member.Endpoint}: {e.Status.Detail} (the commit may or may not have applied)", e);
+            }
+            catch (RpcException e)
+            {
+                throw new StoreUnavailableException($"etcd {member.Endpoint} refused the request: {e.StatusCode} {e.Status.Detail}", e);
+            }
+        }
+        throw new StoreUnavailableException($"no etcd member of {string.Join(", ", _members.Select(m => m.Endpoint))} answered in time" +
+            (last is null ? "" : $" (last: {last.StatusCode} {last.Status.Detail})"), last);
+    }
+
+    public void Dispose()
+    {
+        foreach (var m in _members)
+        {
+            m.Client.Dispose();
+            m.Channel.Dispose();
+        }
+    }
+}

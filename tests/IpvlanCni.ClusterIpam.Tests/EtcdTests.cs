@@ -1,0 +1,114 @@
+using IpvlanCni.Cni;
+using IpvlanCni.ClusterIpam;
+using IpvlanCni.Ipam;
+using Xunit.Abstractions;
+using static IpvlanCni.ClusterIpam.Tests.TestConfig;
+
+namespace IpvlanCni.ClusterIpam.Tests;
+
+public sealed class SingleEtcd : IDisposable
+{
+    public EtcdCluster Cluster { get; } = new(1);
+    public void Dispose() => Cluster.Dispose();
+}
+
+/// <summary>The engine on a real one-member etcd (each test its own network name, so tests share the member).</summary>
+public class EtcdTests(SingleEtcd etcd, ITestOutputHelper output) : IClassFixture<SingleEtcd>
+{
+    ClusterIpamConfig Config(string node, string network, string ranges = """[[{"subnet":"10.9.0.0/28"}]]""", string extra = "\"blockSize\":4") =>
+        Parse(node, ranges, extra, etcd.Cluster.EndpointsJson, network);
+
+    [Fact]
+    public void ExhaustionFromSeveralNodesGivesExactlyTheCapacity()
+    {
+        using var store = new EtcdKvStore(Config("n0", "exhaust"));
+        var engines = Enumerable.Range(0, 4).Select(_ => new ClusterIpamEngine(store)).ToList();
+        var got = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var failures = new System.Collections.Concurrent.ConcurrentBag<int>();
+        Parallel.For(0, 20, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+        {
+            try
+            {
+                got.Add(IpMath.Format(engines[i % 4].Add(Config($"n{i % 4}", "exhaust"), Att($"n{i % 4}", $"c{i}"), Soon).Addresses[0].Address.Address));
+            }
+            catch (CniException e)
+            {
+                failures.Add(e.Code);
+            }
+        });
+        Assert.Equal(13, got.Count);
+        Assert.Equal(13, got.Distinct().Count());
+        Assert.All(failures, c => Assert.Equal(CniErrorCode.AddressesExhausted, c));
+        Assert.Equal(7, failures.Count);
+    }
+
+    [Fact]
+    public void FiveConcurrentAddsForOneContainerGetOneAddress()
+    {
+        var config = Config("n1", "dup");
+        var results = new string[5];
+        Parallel.For(0, 5, i =>
+        {
+            using var store = new EtcdKvStore(config);
+            results[i] = new ClusterIpamEngine(store).Add(config, Att("n1", "c1"), Soon).Addresses[0].Address.ToString();
+        });
+        Assert.Single(results.Distinct());
+        using var s = new EtcdKvStore(config);
+        Assert.Single(s.Read([Read.Under("/ipvlan-cni/ipam/v1/dup/ip/")], Soon).Under("/ipvlan-cni/ipam/v1/dup/ip/"));
+    }
+
+    [Fact]
+    public void AddAfterDelIsFencedAndDelIsIdempotent()
+    {
+        var config = Config("n1", "fence");
+        using var store = new EtcdKvStore(config);
+        var engine = new ClusterIpamEngine(store);
+        engine.Add(config, Att("n1", "c1"), Soon);
+        engine.Release(config, Att("n1", "c1"), Soon);
+        engine.Release(config, Att("n1", "c1"), Soon);
+        Assert.Equal(CniErrorCode.UnknownContainer, Assert.Throws<CniException>(() => engine.Add(config, Att("n1", "c1"), Soon)).Code);
+        Assert.Empty(store.Read([Read.Under("/ipvlan-cni/ipam/v1/fence/ip/")], Soon).Under("/ipvlan-cni/ipam/v1/fence/ip/"));
+    }
+
+    [Fact]
+    public void DualStackOnEtcd()
+    {
+        var config = Config("n1", "dual", """[[{"subnet":"10.9.1.0/24"}],[{"subnet":"fd00:9::/64"}]]""", "");
+        using var store = new EtcdKvStore(config);
+        var got = new ClusterIpamEngine(store).Add(config, Att("n1", "c1"), Soon);
+        Assert.Equal(2, got.Addresses.Count);
+        Assert.True(IpPrefixOf("10.9.1.0/24").Contains(got.Addresses[0].Address.Address));
+        Assert.Equal(24, got.Addresses[0].Address.PrefixLength);
+        Assert.True(IpPrefixOf("fd00:9::/64").Contains(got.Addresses[1].Address.Address));
+        Assert.Equal("10.9.1.1", IpMath.Format(got.Addresses[0].Gateway!));
+        var again = new ClusterIpamEngine(store).Add(config, Att("n1", "c1"), Soon);
+        Assert.Equal(got.Addresses.Select(a => a.Address), again.Addresses.Select(a => a.Address));
+    }
+
+    static IpvlanCni.Network.IpPrefix IpPrefixOf(string s) => IpvlanCni.Network.IpPrefix.Parse(s);
+
+    [Fact]
+    public void SteadyStateAddIsTwoRoundTrips()
+    {
+        var config = Config("n1", "rtt", """[[{"subnet":"10.9.0.0/16"}]]""", "\"blockSize\":64");
+        using var store = new EtcdKvStore(config);
+        var engine = new ClusterIpamEngine(store);
+        engine.Add(config, Att("n1", "warm"), Soon);
+        long before = engine.RoundTrips;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < 20; i++)
+            engine.Add(config, Att("n1", $"c{i}"), Soon);
+        Assert.Equal(40, engine.RoundTrips - before);
+        output.WriteLine($"steady-state ADD on a one-member etcd: {clock.Elapsed.TotalMilliseconds / 20:0.00} ms, 2 round trips");
+    }
+
+    [Fact]
+    public void UnreachableEtcdFailsWithinTheDeadline()
+    {
+        var config = Parse("n1", """[[{"subnet":"10.9.0.0/28"}]]""", "\"timeoutSeconds\":2", "\"http://127.0.0.1:1\"", "down");
+        using var store = new EtcdKvStore(config);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Throws<StoreUnavailableException>(() => new ClusterIpamEngine(store).Add(config, Att("n1", "c1"), DateTimeOffset.UtcNow.AddSeconds(2)));
+        Assert.InRange(clock.Elapsed.TotalSeconds, 0, 3);
+    }
+}
