@@ -10,7 +10,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
 
 PLUGIN := artifacts/cni/bin/ipvlan-cni
-APT_PACKAGES := user-mode-linux busybox-static iptables nftables iproute2 iputils-ping containernetworking-plugins clang zlib1g-dev strace
+APT_PACKAGES := user-mode-linux busybox-static kmod iptables nftables iproute2 iputils-ping containernetworking-plugins clang zlib1g-dev strace
 SANDBOX := tools/sandbox/run
 RESULTS := artifacts/test-results
 UNIT_TESTS := Netlink Network Cni Ipam Plugin

@@ -76,12 +76,7 @@ public sealed class IpvlanPlugin : ICniPlugin
             }
             Reach("host-side-ready");
             if (config.IpMasq)
-            {
-                var subnets = addresses.Ips.Select(ip => ip.Address.Network).ToList();
-                record = record with { MasqueradedSubnets = subnets.Select(s => s.ToString()).ToList() };
-                store.Save(record);
-                ApplyMasquerade(config, store, master.Name);
-            }
+                record = ApplyMasquerade(config, store, record, addresses, master.Name);
             Reach("nat-applied");
 
             var link = PodInterface.Create(config, master, host, pod, podNs, record, addresses, podHostRoutes, Reach);
@@ -137,7 +132,7 @@ public sealed class IpvlanPlugin : ICniPlugin
         if (config.IpMasq)
         {
             var subnets = record.MasqueradedSubnets.Select(IpPrefix.Parse).ToList();
-            if (!Masquerade.ForNode().IsApplied(config.Network.Name, record.Master, subnets))
+            if (!Masquerade.ForNetwork(record.NatBackend).IsApplied(config.Network.Name, record.Master, subnets))
                 throw new CniException(CniErrorCode.NatFailed, $"ipMasq: the NAT rules of network {config.Network.Name} are missing");
         }
     }
@@ -254,7 +249,7 @@ public sealed class IpvlanPlugin : ICniPlugin
         {
             var network = store.ListAttachments(record.Network);
             var subnets = network.SelectMany(r => r.MasqueradedSubnets).Distinct().Select(IpPrefix.Parse).ToList();
-            var masquerade = Masquerade.ForNode();
+            var masquerade = Masquerade.ForNetwork(record.NatBackend);
             // Pods left with no subnets (their ADD died before NAT) need no rules: the chain goes with the last subnet.
             if (subnets.Count == 0)
                 masquerade.Remove(record.Network, record.MasqueradedSubnets.Select(IpPrefix.Parse).ToList());
@@ -274,11 +269,24 @@ public sealed class IpvlanPlugin : ICniPlugin
         }
     }
 
-    static void ApplyMasquerade(PluginConfig config, StateStore store, string master)
+    /// <summary>
+    /// Puts the pod's subnets into the network's NAT rules, in the backend its other pods' rules are in (chosen by
+    /// proof for the network's first), recorded before the rules change.
+    /// </summary>
+    static AttachmentRecord ApplyMasquerade(PluginConfig config, StateStore store, AttachmentRecord record, CniResult addresses, string master)
     {
-        var subnets = store.ListAttachments(config.Network.Name)
-            .SelectMany(r => r.MasqueradedSubnets).Distinct().Select(IpPrefix.Parse).ToList();
-        Masquerade.ForNode().Apply(config.Network.Name, master, subnets);
+        var others = store.ListAttachments(config.Network.Name)
+            .Where(r => (r.ContainerId, r.IfName) != (record.ContainerId, record.IfName)).ToList();
+        var masquerade = Masquerade.ForNetwork(others.Select(r => r.NatBackend).FirstOrDefault(b => b is not null));
+        record = record with
+        {
+            MasqueradedSubnets = addresses.Ips.Select(ip => ip.Address.Network.ToString()).ToList(),
+            NatBackend = masquerade.Backend,
+        };
+        store.Save(record);
+        var subnets = others.Append(record).SelectMany(r => r.MasqueradedSubnets).Distinct().Select(IpPrefix.Parse).ToList();
+        masquerade.Apply(config.Network.Name, master, subnets);
+        return record;
     }
 
     static void ValidateForAdd(PluginConfig config)

@@ -29,6 +29,8 @@ public sealed record AttachmentRecord
     /// the same, a new ADD need not ask a live slave for the port's setting.
     /// </summary>
     public string? PortSetting { get; init; }
+    /// <summary>The NAT backend that holds this network's rules ("nftables", "iptables-legacy"), once chosen.</summary>
+    public string? NatBackend { get; init; }
 }
 
 /// <summary>What the plugin created on a master and must remove with its last pod, never before, never otherwise.</summary>
