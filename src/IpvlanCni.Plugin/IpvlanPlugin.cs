@@ -39,7 +39,6 @@ public sealed class IpvlanPlugin : ICniPlugin
             NetnsPath = request.NetnsPath,
             Master = masterName,
             TemporaryName = TemporaryName(),
-            PortSetting = PortSetting(config),
             LinkInContainer = config.LinkInContainer,
         };
         var ipam = config.Ipam is { } ipamConfig ? IpamFactory.Create(ipamConfig, request) : null;
@@ -259,6 +258,7 @@ public sealed class IpvlanPlugin : ICniPlugin
         // Lazily: the first other pod on the master settles it, without reading every pod's record.
         if (!record.LinkInContainer && !store.EnumerateAttachments().Any(r => r.Master == record.Master && !r.LinkInContainer))
         {
+            Masters.RemovePort(record.Master, host);
             if (store.TryLoadMaster(record.Master) is { } master)
             {
                 HostSide.Release(host, store, master);
@@ -307,14 +307,18 @@ public sealed class IpvlanPlugin : ICniPlugin
             Refuse(Masters.CurrentPortSetting(master, host, store, []));
             return;
         }
-        // The attachment being added has no link yet: asking its pod would cost a thread, a socket and a lookup.
+        // The port link answers in one round trip with what the kernel runs now, whoever changed it last.
+        if (Masters.ReadPort(master, host) is { } live)
+        {
+            Refuse(live);
+            return;
+        }
+        // No port link yet (the master's first pod of ours, or someone deleted it): ask our pods' slaves, then the
+        // slaves other tools made in this namespace; only then may a port link with our setting be created.
         var others = store.EnumerateAttachments()
             .Where(a => a.Master == master.Name && !a.LinkInContainer && (a.Network, a.ContainerId, a.IfName) != (adding.Network, adding.ContainerId, adding.IfName));
-        // Another pod of ours on this master was added with this very setting, and a different one would have been
-        // refused: the port runs it. Only a different (or unknown) setting needs a live slave asked.
-        if (others.FirstOrDefault() is { } neighbour && neighbour.PortSetting == adding.PortSetting)
-            return;
         Refuse(Masters.CurrentPortSetting(master, host, store, others));
+        Masters.CreatePort(master, host, config.Mode, config.Flag);
 
         void Refuse((IpvlanMode Mode, IpvlanFlag Flag, string Witness)? current)
         {
@@ -322,8 +326,6 @@ public sealed class IpvlanPlugin : ICniPlugin
                 throw Masters.ModeConflict(master.Name, setting, config.Mode, config.Flag);
         }
     }
-
-    static string PortSetting(PluginConfig config) => $"{Masters.Describe(config.Mode)} {Masters.Describe(config.Flag)}";
 
     static CniResult PreviousAddresses(PluginConfig config)
     {

@@ -109,6 +109,56 @@ static class Masters
         return null;
     }
 
+    /// <summary>
+    /// The port link: a permanent ipvlan slave of ours in the master's namespace, down and without addresses, that
+    /// exists while any pod of ours uses the master. All slaves of a master report the port's mode and flag, so one
+    /// RTM_GETLINK of it reads what the kernel runs now, also after another tool's slave switched it (pods' slaves
+    /// live in their own namespaces, where asking one costs a thread, a namespace switch and a socket).
+    /// </summary>
+    public static string PortName(LinkInfo master) => $"ipvlp{master.Index}";
+
+    // IFLA_IFALIAS marks the port as ours: removal asks the kernel, not a name.
+    const string PortAlias = "ipvlan-cni port";
+
+    /// <summary>The live mode and flag from the master's port link; null when there is none (no pod of ours yet).</summary>
+    public static (IpvlanMode Mode, IpvlanFlag Flag, string Witness)? ReadPort(LinkInfo master, RouteClient client) =>
+        client.TryGetLink(PortName(master)) is { IpvlanMode: { } mode, IpvlanFlag: { } flag } port && IsPort(port, master)
+            ? (mode, flag, $"its port link \"{port.Name}\"")
+            : null;
+
+    /// <summary>
+    /// Creates the port link with the mode and flag the port already runs (or is about to: the caller has checked
+    /// every slave it can see). A name taken by a link not ours leaves the master without a port: ADD then asks slaves.
+    /// </summary>
+    public static void CreatePort(LinkInfo master, RouteClient client, IpvlanMode mode, IpvlanFlag flag)
+    {
+        string name = PortName(master);
+        try
+        {
+            client.CreateLink(new IpvlanLinkSpec(name, master.Index, mode, flag));
+        }
+        catch (NetlinkException e) when (e.IsExists)
+        {
+            return; // a concurrent ADD under another stateDir made it, or the name is someone else's
+        }
+        catch (NetlinkException e)
+        {
+            throw new CniException(CniErrorCode.KernelRefused, $"master: could not create the ipvlan port link \"{name}\" on \"{master.Name}\": {e.Message}");
+        }
+        if (client.TryGetLink(name) is { } port)
+            client.ChangeLink(port.Index, new LinkChange { Alias = PortAlias });
+    }
+
+    /// <summary>Removes the master's port link, when the kernel confirms it is ours (the master's last pod is gone).</summary>
+    public static void RemovePort(string masterName, RouteClient client)
+    {
+        if (client.TryGetLink(masterName) is { } master && client.TryGetLink(PortName(master)) is { } port && IsPort(port, master))
+            client.DeleteLink(port.Index);
+    }
+
+    static bool IsPort(LinkInfo link, LinkInfo master) =>
+        link is { Kind: "ipvlan", Alias: PortAlias, IsUp: false } && link.ParentIndex == master.Index;
+
     public static CniException MacvlanConflict(string master, string what) => PluginConfig.Invalid("master",
         $"\"{master}\" already carries {what}: a master cannot carry macvlan and ipvlan links at once");
 
