@@ -5,8 +5,12 @@ using IpvlanCni.Network;
 namespace IpvlanCni.Ipam;
 
 /// <summary>The reference host-local allocator over its on-disk store, interoperable with host-local 1.1.1 on one store.</summary>
-public sealed class HostLocalIpam(HostLocalConfig config) : IIpam
+public sealed class HostLocalIpam(HostLocalConfig config, NodeAddresses node) : IIpam
 {
+    public HostLocalIpam(HostLocalConfig config) : this(config, NodeAddresses.None)
+    {
+    }
+
     public HostLocalConfig Config { get; } = config;
 
     public CniResult Allocate(CniRequest request)
@@ -54,6 +58,8 @@ public sealed class HostLocalIpam(HostLocalConfig config) : IIpam
             var range = set.RangeFor(wanted)!;
             if (wanted.Equals(range.Gateway))
                 throw new CniException(CniErrorCode.InvalidNetworkConfig, $"requested ip {IpMath.Format(wanted)} is subnet's gateway");
+            if (node.Holds(wanted))
+                throw node.Refusal(wanted, "requested ip");
             if (!store.Reserve(id, ifName, wanted, index))
                 throw new CniException(CniErrorCode.Internal,
                     $"requested IP address {IpMath.Format(wanted)} is not available in range set {set}");
@@ -68,7 +74,7 @@ public sealed class HostLocalIpam(HostLocalConfig config) : IIpam
                     $"{IpMath.Format(r.Address)} has been allocated to {id}, duplicate allocation is not allowed");
 
         foreach (var (range, ip) in Candidates(set, store.LastReserved(index)))
-            if (store.Reserve(id, ifName, ip, index))
+            if (!node.Holds(ip) && store.Reserve(id, ifName, ip, index))
                 return new CniIpConfig(new IpPrefix(ip, range.Subnet.PrefixLength)) { Gateway = range.Gateway };
 
         throw new CniException(CniErrorCode.AddressesExhausted, $"no IP addresses available in range set: {set}");

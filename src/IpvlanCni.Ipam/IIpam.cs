@@ -25,15 +25,16 @@ public interface IIpam
 public static class IpamFactory
 {
     /// <summary>By ipam.type: "host-local" and "static" built in, anything else executed from CNI_PATH.</summary>
-    public static IIpam Create(JsonElement ipam, CniRequest request)
+    /// <param name="node">For ADD: addresses the built-in IPAMs never hand out (the plugin checks a delegate's answer).</param>
+    public static IIpam Create(JsonElement ipam, CniRequest request, NodeAddresses? node = null)
     {
         if (ipam.ValueKind != JsonValueKind.Object)
             throw IpamJson.WrongType("ipam", "an object", ipam);
         string type = IpamJson.GetString(ipam, "type", "ipam") ?? throw IpamJson.Invalid("ipam.type", "missing");
         return type switch
         {
-            "host-local" => new HostLocalIpam(HostLocalConfig.Parse(ipam, request)),
-            "static" => new StaticIpam(StaticConfig.Parse(ipam, request)),
+            "host-local" => new HostLocalIpam(HostLocalConfig.Parse(ipam, request), node ?? NodeAddresses.None),
+            "static" => new StaticIpam(StaticConfig.Parse(ipam, request), node ?? NodeAddresses.None),
             _ => new DelegatingIpam(type),
         };
     }

@@ -62,13 +62,17 @@ public sealed record StaticConfig
 }
 
 /// <summary>Fixed addresses from the config: nothing is stored, so DEL and GC have nothing to do.</summary>
-public sealed class StaticIpam(StaticConfig config) : IIpam
+public sealed class StaticIpam(StaticConfig config, NodeAddresses node) : IIpam
 {
+    public StaticIpam(StaticConfig config) : this(config, NodeAddresses.None)
+    {
+    }
+
     public StaticConfig Config { get; } = config;
 
     public CniResult Allocate(CniRequest request) => new()
     {
-        Ips = [.. Config.Addresses],
+        Ips = [.. Config.Addresses.Select(a => node.Holds(a.Address.Address) ? throw node.Refusal(a.Address.Address, "ipam.addresses") : a)],
         Routes = [.. Config.Routes],
         Dns = Config.Dns with { Nameservers = [.. Config.Dns.Nameservers], Search = [.. Config.Dns.Search], Options = [.. Config.Dns.Options] },
     };

@@ -41,7 +41,10 @@ public sealed class IpvlanPlugin : ICniPlugin
             TemporaryName = TemporaryName(),
             LinkInContainer = config.LinkInContainer,
         };
-        var ipam = config.Ipam is { } ipamConfig ? IpamFactory.Create(ipamConfig, request) : null;
+        // The addresses the node holds: its namespace's, and with linkInContainer also the master's namespace's.
+        using var node = config.LinkInContainer ? RouteClient.Open() : null;
+        var nodeAddresses = node is null ? NodeAddresses.Read(host) : NodeAddresses.Read(node, host);
+        var ipam = config.Ipam is { } ipamConfig ? IpamFactory.Create(ipamConfig, request, nodeAddresses) : null;
         // Before the record: a missing IPAM plugin would also fail the rollback's release and strand the record.
         if (ipam is DelegatingIpam delegating)
             delegating.FindPlugin(request.PluginPaths);
@@ -57,6 +60,9 @@ public sealed class IpvlanPlugin : ICniPlugin
             var addresses = ipam is null ? PreviousAddresses(config) : ipam.Allocate(request);
             if (addresses.Ips.Count == 0)
                 throw new CniException(CniErrorCode.InvalidNetworkConfig, "ipam: no IP addresses to configure");
+            // The built-in IPAMs skip these already; a delegate or a prevResult does not know them.
+            if (addresses.Ips.FirstOrDefault(ip => nodeAddresses.Holds(ip.Address.Address)) is { } held)
+                throw nodeAddresses.Refusal(held.Address.Address, ipam is null ? "prevResult.ips" : "ipam");
             record = record with { Addresses = addresses.Ips.Select(ip => ip.Address.ToString()).ToList() };
             store.Save(record);
             Reach("addresses-reserved");
@@ -369,7 +375,7 @@ public sealed class IpvlanPlugin : ICniPlugin
     // (about 3 MB of RSS and many milliseconds per ADD) for 5 bytes. The first 10 hex digits of a v4 GUID are random.
     static string TemporaryName() => "ipvl" + Guid.NewGuid().ToString("N")[..10];
 
-    static int ErrorCode(Exception e) => e is CniException cni ? cni.Code : CniErrorCode.Internal;
+    static int ErrorCode(Exception e) => CniException.From(e).Code;
 
     static Exception Combine(List<Exception> errors) => errors.Count == 1
         ? errors[0]

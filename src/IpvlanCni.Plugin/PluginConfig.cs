@@ -66,10 +66,11 @@ public sealed record PluginConfig
             StateDir = AbsolutePath(root, "stateDir") ?? DefaultStateDir,
             LogFile = AbsolutePath(root, "logFile"),
         };
+        // Valid values this version cannot honour together: the spec's code 2 (unsupported field), naming key and value.
         if (config.LinkInContainer && config.UsesHostSide)
-            throw Invalid("linkInContainer", "hostAccess and egress \"host\" need the master in the node's namespace; they cannot be combined with linkInContainer");
+            throw Unsupported("linkInContainer", "true", "hostAccess and egress \"host\" need the master in the node's namespace");
         if (config.UsesHostSide && config.Flag != IpvlanFlag.Bridge)
-            throw Invalid("flag", "hostAccess and egress \"host\" need flag \"bridge\": with private or vepa the master never hands a pod's frames to another slave, so the node's slave cannot receive them");
+            throw Unsupported("flag", $"\"{root.GetString("flag")}\"", "hostAccess and egress \"host\" need flag \"bridge\": with private or vepa the master never hands a pod's frames to another slave, so the node's slave cannot receive them");
         if (config.Egress == EgressMode.Host && config.Ipam is null)
             throw Invalid("egress", "egress \"host\" puts the IPAM gateway on the node, so it needs an ipam section");
         return config;
@@ -135,4 +136,7 @@ public sealed record PluginConfig
 
     internal static CniException Invalid(string field, string message) =>
         new(CniErrorCode.InvalidNetworkConfig, $"{field}: {message}");
+
+    static CniException Unsupported(string field, string value, string why) =>
+        new(CniErrorCode.UnsupportedField, $"{field}: {value} is not supported together with hostAccess or egress \"host\": {why}");
 }

@@ -161,11 +161,11 @@ public class PluginConfigTests
     [InlineData("""{"stateDir":3}""", 6, "stateDir")]
     [InlineData("""{"logFile":"plugin.log"}""", 7, "logFile")]
     // Host-side features need the master in the node's namespace and a master that hands frames to the host-side slave.
-    [InlineData("""{"linkInContainer":true,"hostAccess":{}}""", 7, "linkInContainer")]
-    [InlineData("""{"linkInContainer":true,"egress":"host"}""", 7, "linkInContainer")]
-    [InlineData("""{"hostAccess":{},"flag":"private"}""", 7, "flag")]
-    [InlineData("""{"hostAccess":{},"flag":"vepa"}""", 7, "flag")]
-    [InlineData("""{"egress":"host","flag":"private"}""", 7, "flag")]
+    [InlineData("""{"linkInContainer":true,"hostAccess":{}}""", 2, "linkInContainer: true")]
+    [InlineData("""{"linkInContainer":true,"egress":"host"}""", 2, "linkInContainer: true")]
+    [InlineData("""{"hostAccess":{},"flag":"private"}""", 2, "flag: \"private\"")]
+    [InlineData("""{"hostAccess":{},"flag":"vepa"}""", 2, "flag: \"vepa\"")]
+    [InlineData("""{"egress":"host","flag":"private"}""", 2, "flag: \"private\"")]
     public void Bad_values_fail_naming_the_field(string extra, int code, string field)
     {
         var e = Assert.Throws<CniException>(() => Parse(extra));
