@@ -24,8 +24,28 @@ Console.WriteLine($"""
 
     """);
 
-using var lab = new Lab(Layout.DesignNote, nodeIsCurrentNamespace: true);
-var cells = Matrix.Measure(lab, Rows.All, step => Console.WriteLine($"  attaching pods: {step}"));
+// A failed step (a refused ADD, a missing tool) is reported as what was being done and why, never a stack trace.
+string step = "building the node";
+IReadOnlyList<Cell> cells;
+try
+{
+    using var lab = new Lab(Layout.DesignNote, nodeIsCurrentNamespace: true);
+    step = "attaching pods";
+    cells = Matrix.Measure(lab, Rows.All, next =>
+    {
+        step = $"attaching pods: {next}";
+        Console.WriteLine($"  {step}");
+    });
+}
+catch (Exception e)
+{
+    Console.Error.WriteLine($"""
+
+        demo failed while {step}:
+          {e.Message.ReplaceLineEndings(Environment.NewLine + "  ")}
+        """);
+    return 1;
+}
 Console.WriteLine();
 Console.Write(Matrix.Render(Rows.All, cells));
 Console.WriteLine("""
