@@ -149,7 +149,7 @@ public sealed class HostLocalIpam(HostLocalConfig config) : IIpam
     public void Check(CniRequest request)
     {
         using var store = DiskStore.Open(Config.DataDir, Config.Name);
-        string key = request.ContainerId.Trim() + DiskStore.LineBreak + request.IfName, oldKey = request.ContainerId.Trim();
+        string key = request.ContainerId.Value.Trim() + DiskStore.LineBreak + request.IfName, oldKey = request.ContainerId.Value.Trim();
         var mine = store.List().Where(r => r.Key == key || r.Key == oldKey).Select(r => r.Address).ToHashSet();
         if (mine.Count == 0)
             throw new CniException(CniErrorCode.UnknownContainer, $"host-local: Failed to find address added by container {request.ContainerId}");

@@ -24,8 +24,14 @@ public interface IIpam
 
 public static class IpamFactory
 {
-    /// <summary>By ipam.type: "host-local" and "static" built in, anything else executed from CNI_PATH.</summary>
-    public static IIpam Create(JsonElement ipam, CniRequest request)
+    /// <summary>How long a delegated IPAM plugin may run when the configuration does not say.</summary>
+    public static readonly TimeSpan DefaultDelegateTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// By ipam.type: "host-local" and "static" built in, anything else executed from CNI_PATH (killed after
+    /// <paramref name="delegateTimeout"/>).
+    /// </summary>
+    public static IIpam Create(JsonElement ipam, CniRequest request, TimeSpan? delegateTimeout = null)
     {
         if (ipam.ValueKind != JsonValueKind.Object)
             throw IpamJson.WrongType("ipam", "an object", ipam);
@@ -34,7 +40,7 @@ public static class IpamFactory
         {
             "host-local" => new HostLocalIpam(HostLocalConfig.Parse(ipam, request)),
             "static" => new StaticIpam(StaticConfig.Parse(ipam, request)),
-            _ => new DelegatingIpam(type),
+            _ => new DelegatingIpam(type, delegateTimeout ?? DefaultDelegateTimeout),
         };
     }
 }
