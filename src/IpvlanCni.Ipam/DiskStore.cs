@@ -21,6 +21,12 @@ public sealed record Reservation(IPAddress Address, string ContainerId, string? 
 internal sealed class DiskStore : IDisposable
 {
     public const string LineBreak = "\r\n";
+
+    /// <summary>The content of a reservation file, as host-local writes it: the trimmed container ID, CRLF, the ifname.</summary>
+    public static string Key(string containerId, string ifName) => LegacyKey(containerId) + LineBreak + ifName;
+
+    /// <summary>The content of a reservation file of host-local before 0.8 (the container ID only).</summary>
+    public static string LegacyKey(string containerId) => containerId.Trim();
     const string LastReservedPrefix = "last_reserved_ip.";
     const string TempPrefix = ".ipvlan-cni-tmp.";
     const UnixFileMode DirMode = (UnixFileMode)0b111_101_101;   // 0755, os.MkdirAll(dir, 0755)
@@ -84,7 +90,7 @@ internal sealed class DiskStore : IDisposable
         string target = PathOf(ip);
         if (EntryExists(target))
             return false;
-        var content = Encoding.UTF8.GetBytes(containerId.Trim() + LineBreak + ifName);
+        var content = Encoding.UTF8.GetBytes(Key(containerId, ifName));
         string temp = WriteTemp(content);
         try
         {

@@ -24,9 +24,15 @@ public interface IIpam
 
 public static class IpamFactory
 {
-    /// <summary>By ipam.type: "host-local" and "static" built in, anything else executed from CNI_PATH.</summary>
+    /// <summary>How long a delegated IPAM plugin may run when the configuration does not say.</summary>
+    public static readonly TimeSpan DefaultDelegateTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// By ipam.type: "host-local" and "static" built in, anything else executed from CNI_PATH (killed after
+    /// <paramref name="delegateTimeout"/>).
+    /// </summary>
     /// <param name="node">For ADD: addresses the built-in IPAMs never hand out (the plugin checks a delegate's answer).</param>
-    public static IIpam Create(JsonElement ipam, CniRequest request, NodeAddresses? node = null)
+    public static IIpam Create(JsonElement ipam, CniRequest request, TimeSpan? delegateTimeout = null, NodeAddresses? node = null)
     {
         if (ipam.ValueKind != JsonValueKind.Object)
             throw IpamJson.WrongType("ipam", "an object", ipam);
@@ -35,7 +41,7 @@ public static class IpamFactory
         {
             "host-local" => new HostLocalIpam(HostLocalConfig.Parse(ipam, request), node ?? NodeAddresses.None),
             "static" => new StaticIpam(StaticConfig.Parse(ipam, request), node ?? NodeAddresses.None),
-            _ => new DelegatingIpam(type),
+            _ => new DelegatingIpam(type, delegateTimeout ?? DefaultDelegateTimeout),
         };
     }
 }

@@ -41,8 +41,7 @@ public sealed record StaticConfig
                     addresses[k] = addresses[k] with { Gateway = gw };
         }
 
-        using var doc = IpamJson.ParseConfig(request.ConfigBytes);
-        var root = doc.RootElement;
+        var root = request.Root.Element;
         if (IpamJson.GetObject(root, "args", "") is { } args && IpamJson.GetObject(args, "cni", "args") is { } cniArgs &&
             IpamJson.GetStrings(cniArgs, "ips", "args.cni") is { Count: > 0 } argIps)
             addresses = argIps.Select((s, k) => Address(s, $"args.cni.ips[{k}]", null)).ToList();
@@ -53,7 +52,7 @@ public sealed record StaticConfig
         {
             Addresses = addresses,
             Routes = IpamJson.ParseRoutes(ipam, p),
-            Dns = IpamJson.GetObject(ipam, "dns", p) is { } dns ? IpamJson.ParseDns(dns, $"{p}.dns") : new CniDns(),
+            Dns = IpamJson.GetObject(ipam, "dns", p) is { } dns ? CniResultJson.ReadDns(new CniConfigReader(dns, $"{p}.dns")) : new CniDns(),
         };
     }
 

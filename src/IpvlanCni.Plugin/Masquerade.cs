@@ -211,27 +211,21 @@ static class Tools
 
     public sealed record Outcome(string Command, int ExitCode, string Output, string Error);
 
+    /// <summary>How long one tool run may take before it is killed (the configuration's timeouts.nat).</summary>
+    public static TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+
     public static Outcome Run(string name, IReadOnlyList<string> arguments, string? stdin)
     {
         string path = Locate(name) ?? throw new CniException(CniErrorCode.NatFailed, $"ipMasq: {name} is not installed on the node");
-        var start = new ProcessStartInfo(path)
+        try
         {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (string argument in arguments)
-            start.ArgumentList.Add(argument);
-        using var process = Process.Start(start)!;
-        if (stdin is not null)
-            process.StandardInput.Write(stdin);
-        process.StandardInput.Close();
-        // The tools print little: reading one stream after the other cannot fill a pipe.
-        string output = process.StandardOutput.ReadToEnd();
-        string error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return new Outcome($"{name} {string.Join(' ', arguments)}", process.ExitCode, output, error.Trim());
+            var outcome = ChildProcess.Run(path, arguments, null, stdin is null ? default : Encoding.UTF8.GetBytes(stdin), Timeout);
+            return new Outcome($"{name} {string.Join(' ', arguments)}", outcome.ExitCode, Encoding.UTF8.GetString(outcome.Output), outcome.Error);
+        }
+        catch (ChildProcessTimeoutException e)
+        {
+            throw new CniException(CniErrorCode.NatFailed, $"ipMasq: {e.Message}");
+        }
     }
 
     public static void Check(Outcome outcome, string field)

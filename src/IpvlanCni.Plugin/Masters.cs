@@ -10,25 +10,26 @@ namespace IpvlanCni.Plugin;
 static class Masters
 {
     /// <summary>The master's name: configured, prevResult's single interface (chained), or the default route's device.</summary>
-    public static string ResolveName(PluginConfig config, RouteClient client)
+    public static InterfaceName ResolveName(PluginConfig config, RouteClient client)
     {
-        string name = FindName(config, client);
+        var name = FindName(config, client);
         // ipMasq writes the name into nft and iptables-restore rule text, where a '"', ';' or '#' (all valid in
         // Linux interface names) would end or change the rule: refuse such a master instead of quoting it.
-        if (config.IpMasq && name.Any(c => !char.IsAsciiLetterOrDigit(c) && c is not ('_' or '.' or '@' or '-')))
+        if (config.IpMasq && name.Value.Any(c => !char.IsAsciiLetterOrDigit(c) && c is not ('_' or '.' or '@' or '-')))
             throw PluginConfig.Invalid("master", $"\"{name}\" has characters other than letters, digits, '_', '.', '@' and '-', " +
                 "which ipMasq cannot put into netfilter rules; rename the interface or turn ipMasq off");
         return name;
     }
 
-    static string FindName(PluginConfig config, RouteClient client)
+    static InterfaceName FindName(PluginConfig config, RouteClient client)
     {
         if (config.Master is { } configured)
             return configured;
         if (config.Network.PrevResult is { } previous)
         {
+            // A chained plugin wrote prevResult: its name is parsed like any other, never used as a path.
             if (previous.Interfaces.Count == 1 && previous.Interfaces[0].Name.Length > 0)
-                return previous.Interfaces[0].Name;
+                return InterfaceName.Parse(previous.Interfaces[0].Name, "prevResult.interfaces[0].name");
             throw PluginConfig.Invalid("master", "not set, and prevResult does not name a single interface to use as master");
         }
         foreach (var route in client.ListRoutes(AddressFamily.InterNetwork).Concat(client.ListRoutes(AddressFamily.InterNetworkV6)))
@@ -37,7 +38,7 @@ static class Masters
                 continue;
             int index = route.LinkIndex != 0 ? route.LinkIndex : route.NextHops.FirstOrDefault()?.LinkIndex ?? 0;
             if (index != 0 && client.TryGetLink(index) is { } link)
-                return link.Name;
+                return InterfaceName.Parse(link.Name, "master");
         }
         throw PluginConfig.Invalid("master", "not set, and the node has no default route whose interface could serve as master");
     }
@@ -57,7 +58,7 @@ static class Masters
     /// The master link, creating the configured 802.1Q sub-interface when it does not exist yet. The creation is
     /// recorded before it happens so that the last pod's DEL removes it, and only then.
     /// </summary>
-    public static LinkInfo Ensure(string name, RouteClient client, StateStore store, bool mayCreateVlan)
+    public static LinkInfo Ensure(InterfaceName name, RouteClient client, StateStore store, bool mayCreateVlan)
     {
         if (client.TryGetLink(name) is { } existing)
             return existing;
@@ -158,6 +159,11 @@ static class Masters
 
     static bool IsPort(LinkInfo link, LinkInfo master) =>
         link is { Kind: "ipvlan", Alias: PortAlias, IsUp: false } && link.ParentIndex == master.Index;
+
+    /// <summary>The live link is a VLAN on the parent its name says ("ens10.100": VLAN of ens10): still the one we made.</summary>
+    public static bool IsVlanWeNamed(RouteClient client, LinkInfo link, InterfaceName name) =>
+        link.Kind == "vlan" && ParseVlanName(name) is var (parent, _) && client.TryGetLink(parent) is { } parentLink
+        && link.ParentIndex == parentLink.Index;
 
     public static CniException MacvlanConflict(string master, string what) => PluginConfig.Invalid("master",
         $"\"{master}\" already carries {what}: a master cannot carry macvlan and ipvlan links at once");

@@ -220,3 +220,30 @@ public class VersionsTests
         Assert.False(CniVersions.IsSupported(null));
     }
 }
+
+/// <summary>Keys are matched the way Go's encoding/json fills the reference plugins' structs.</summary>
+public class KeyMatchingTests
+{
+    static CniConfigReader Root(string json) => CniConfigReader.Parse(Encoding.UTF8.GetBytes(json));
+
+    [Theory]
+    [InlineData("""{"master":"ens10"}""", "ens10")]
+    [InlineData("""{"Master":"ens10"}""", "ens10")]
+    [InlineData("""{"MASTER":"ens10"}""", "ens10")]
+    [InlineData("""{"master":"a","Master":"b"}""", "b")]  // a later key overwrites
+    [InlineData("""{"Master":"b","master":"a"}""", "a")]
+    [InlineData("""{"master":"a","MASTER":null}""", "a")] // null changes nothing
+    [InlineData("""{"mastr":"a"}""", null)]
+    public void Keys_match_ignoring_case_and_the_last_non_null_wins(string json, string? expected) =>
+        Assert.Equal(expected, Root(json).GetString("master"));
+
+    [Theory]
+    [InlineData("010.1.1.1")]
+    [InlineData("10.1.1")]
+    public void Addresses_are_read_by_gos_rules(string text)
+    {
+        var e = Assert.Throws<CniException>(() => Root($$"""{"a":"{{text}}"}""").GetAddress("a"));
+        Assert.Equal(CniErrorCode.DecodeFailure, e.Code);
+        Assert.Contains(text, e.Message);
+    }
+}

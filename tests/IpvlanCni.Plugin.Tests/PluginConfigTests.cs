@@ -69,7 +69,7 @@ public class PluginConfigTests
              "dns":{"nameservers":["10.1.0.53"],"domain":"example","search":["a.example"],"options":["ndots:2"]},
              "stateDir":"/run/ipvlan-state","logFile":"/var/log/ipvlan-cni.log"}
             """);
-        Assert.Equal("ens10.100", config.Master);
+        Assert.Equal("ens10.100", config.Master?.Value);
         Assert.Equal(IpvlanMode.L3S, config.Mode);
         Assert.Equal(IpvlanFlag.Vepa, config.Flag);
         Assert.Equal(1400, config.Mtu);
@@ -104,7 +104,7 @@ public class PluginConfigTests
     {
         var explicitAccess = Parse("""{"hostAccess":{"addresses":["10.0.0.5","fd00::5"],"interface":"hostside0"},"egress":"host"}""");
         Assert.Equal([IPAddress.Parse("10.0.0.5"), IPAddress.Parse("fd00::5")], explicitAccess.HostAccess!.Addresses);
-        Assert.Equal("hostside0", explicitAccess.HostAccess.Interface);
+        Assert.Equal("hostside0", explicitAccess.HostAccess.Interface?.Value);
         Assert.Equal(EgressMode.Host, explicitAccess.Egress);
         Assert.True(explicitAccess.UsesHostSide);
 
