@@ -26,8 +26,10 @@ public static class CniDispatcher
     /// <paramref name="stdout"/>. Never throws. For VERSION, stdin is read only to echo its cniVersion: a main
     /// started from a terminal should pass <see cref="Stream.Null"/> (when !Console.IsInputRedirected).
     /// </summary>
+    /// <param name="logFromConfig">The log a parsed configuration names (its logFile), when <paramref name="log"/> is null:
+    /// the configuration is read and parsed once, here, for the log too.</param>
     public static int Run(ICniPlugin plugin, IReadOnlyDictionary<string, string> environment, Stream stdin, Stream stdout,
-        CniLog? log = null)
+        CniLog? log = null, Func<CniConfigReader, CniLog?>? logFromConfig = null)
     {
         var start = DateTimeOffset.UtcNow;
         var clock = Stopwatch.StartNew();
@@ -50,6 +52,17 @@ public static class CniDispatcher
         if (error is not null)
             TryWrite(stdout, CniErrorJson.Write(error, context.ResponseVersion));
 
+        if (log is null && logFromConfig is not null && context.Root is { } root)
+        {
+            try
+            {
+                log = logFromConfig(root);
+            }
+            catch (CniException)
+            {
+                // A logFile the plugin refused is in the error already; the line has nowhere to go.
+            }
+        }
         log?.Write(new CniLogEntry(start, context.CommandText, context.ContainerId, context.IfName, context.Network,
             clock.Elapsed, error));
         return error is null ? 0 : 1;
@@ -149,6 +162,7 @@ public static class CniDispatcher
 
         byte[] bytes = ReadStdin(stdin);
         var root = ParseRoot(bytes);
+        context.Root = root;
         var config = ParseConfig(command, root, context);
 
         var request = new CniRequest
@@ -324,5 +338,6 @@ public static class CniDispatcher
         public string ContainerId { get; set; } = "";
         public string IfName { get; set; } = "";
         public string Network { get; set; } = "";
+        public CniConfigReader? Root { get; set; }
     }
 }

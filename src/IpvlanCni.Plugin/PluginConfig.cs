@@ -79,16 +79,12 @@ public sealed record PluginConfig
         return config;
     }
 
-    /// <summary>Just the logFile key, for the log line of a request that may not even parse.</summary>
-    public static string? TryReadLogFile(ReadOnlyMemory<byte> configBytes)
+    /// <summary>Just the logFile key of the dispatcher's parse, for the log line of a request the plugin may refuse.</summary>
+    public static string? TryReadLogFile(CniConfigReader root)
     {
-        // No input (VERSION by hand or from a runtime that sends none): nothing to parse, and a failed parse costs
-        // three exceptions in a process that lives for milliseconds.
-        if (configBytes.Span.Trim(" \t\r\n"u8).IsEmpty)
-            return null;
         try
         {
-            return AbsolutePath(CniConfigReader.Parse(configBytes), "logFile");
+            return AbsolutePath(root, "logFile");
         }
         catch (CniException)
         {
