@@ -38,7 +38,7 @@ public static class IpamFactory
         string type = IpamJson.GetString(ipam, "type", "ipam") ?? throw IpamJson.Invalid("ipam.type", "missing");
         return type switch
         {
-            "host-local" => new HostLocalIpam(HostLocalConfig.Parse(ipam, request)),
+            "host-local" => new HostLocalIpam(DiskStore.CheckDataDir(HostLocalConfig.Parse(ipam, request))),
             "static" => new StaticIpam(StaticConfig.Parse(ipam, request)),
             _ => new DelegatingIpam(type, delegateTimeout ?? DefaultDelegateTimeout),
         };

@@ -25,8 +25,10 @@ public static class PluginMain
             CopyBounded(stdin, config, CniDispatcher.MaxStdinBytes + 1);
             config.Position = 0;
         }
+        // A relative IPVLAN_CNI_LOG would land wherever the runtime's working folder is: it is not used (and the
+        // request is refused with code 4 naming it).
         string? logPath = environment.GetValueOrDefault(LogFileVariable) is { Length: > 0 } fromEnvironment
-            ? fromEnvironment
+            ? (Path.IsPathFullyQualified(fromEnvironment) ? fromEnvironment : null)
             : PluginConfig.TryReadLogFile(config.GetBuffer().AsMemory(0, (int)config.Length));
 
         // Plain read(2)/write(2) streams, not Console's: those set up the terminal and start a thread on first use.
