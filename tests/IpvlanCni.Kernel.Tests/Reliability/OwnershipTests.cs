@@ -101,23 +101,24 @@ public class OwnershipTests : KernelTest
         using var node = new TestNode();
         var cni = new PluginRunner(node);
         var pod = node.AddPod();
+        var second = node.AddPod();
         var config = cni.Config("locked", "10.10.0.0/24");
         config["timeouts"] = new JsonObject { ["lock"] = 1 };
         cni.Add(config, pod, "c0").Succeeded(); // creates the node's folder and lock
-        var before = NodeSnapshot.Take(cni, pod);
+        var before = NodeSnapshot.Take(cni, pod, second);
 
         using (var lockFile = Libc.Open($"{cni.NodeStateDir}/lock", Libc.O_RDONLY))
         using (FileLock.TryAcquire(lockFile, TimeSpan.FromSeconds(5)) ?? throw new InvalidOperationException("could not take the node lock"))
         {
             var clock = Stopwatch.StartNew();
-            var refused = cni.Add(config, pod, "c1");
+            var refused = cni.Add(config, second, "c1");
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"ADD waited {clock.Elapsed}");
             Assert.Contains("try again later", refused.FailedWith(11));
             Assert.Equal(11, cni.Del(config, pod, "c0").ErrorCode);
         }
-        NodeSnapshot.Take(cni, pod).AssertSameAs(before, "requests refused for a held lock");
-        cni.Add(config, pod, "c1").Succeeded("ADD once the lock is free");
-        cni.Del(config, pod, "c1").Succeeded();
+        NodeSnapshot.Take(cni, pod, second).AssertSameAs(before, "requests refused for a held lock");
+        cni.Add(config, second, "c1").Succeeded("ADD once the lock is free");
+        cni.Del(config, second, "c1").Succeeded();
         cni.Del(config, pod, "c0").Succeeded();
     }
 
