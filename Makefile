@@ -10,6 +10,8 @@ export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
 
 PLUGIN := artifacts/cni/bin/ipvlan-cni
+# The same plugin with fault points (configuration Faults), for the kernel suite only: never shipped.
+TEST_PLUGIN := artifacts/test/bin/ipvlan-cni
 APT_PACKAGES := user-mode-linux busybox-static kmod iptables nftables iproute2 iputils-ping containernetworking-plugins clang zlib1g-dev strace
 SANDBOX := tools/sandbox/run
 RESULTS := artifacts/test-results
@@ -39,6 +41,9 @@ publish: deps restore
 	mkdir -p $(dir $(PLUGIN))
 	cp artifacts/publish/ipvlan-cni $(PLUGIN)
 	@echo "plugin: $(PLUGIN) ($$(stat -c %s $(PLUGIN)) bytes)"
+	$(DOTNET) publish src/IpvlanCni/IpvlanCni.csproj -c Faults -r linux-x64 -nologo -o artifacts/test/publish
+	mkdir -p $(dir $(TEST_PLUGIN))
+	cp artifacts/test/publish/ipvlan-cni $(TEST_PLUGIN)
 
 test: deps build publish
 	rm -rf $(RESULTS)
@@ -51,7 +56,7 @@ unit-test:
 
 # One sandbox boot for the whole kernel suite. The suite refuses to run outside the sandbox.
 kernel-test:
-	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) \
+	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) --env IPVLANCNI_FAULT_PLUGIN=$(CURDIR)/$(TEST_PLUGIN) \
 		$(DOTNET) test tests/IpvlanCni.Kernel.Tests --no-build -c Release --logger "trx;LogFileName=Kernel.trx" --results-directory $(RESULTS)
 	@test -f $(RESULTS)/Kernel.trx || { echo "kernel suite did not run in the sandbox"; exit 1; }
 
@@ -60,7 +65,7 @@ kernel-test:
 SOAK_CYCLES ?= 1000
 CRASH_KILLS ?= 100
 soak: deps build publish
-	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) --env IPVLANCNI_SOAK_CYCLES=$(SOAK_CYCLES) --env IPVLANCNI_CRASH_KILLS=$(CRASH_KILLS) \
+	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) --env IPVLANCNI_FAULT_PLUGIN=$(CURDIR)/$(TEST_PLUGIN) --env IPVLANCNI_SOAK_CYCLES=$(SOAK_CYCLES) --env IPVLANCNI_CRASH_KILLS=$(CRASH_KILLS) \
 		$(DOTNET) test tests/IpvlanCni.Kernel.Tests --no-build -c Release --logger "console;verbosity=normal" \
 		--filter "FullyQualifiedName~Reliability.SoakTests|FullyQualifiedName~Reliability.CrashConsistencyTests.Sigkill"
 

@@ -52,6 +52,26 @@ public static unsafe partial class Libc
     public const int S_IFMT = 0xF000;
     public const int S_IFREG = 0x8000;
     public const int S_IFDIR = 0x4000;
+    public const int S_IFLNK = 0xA000;
+
+    /// <summary>
+    /// The file type of <paramref name="path"/> itself (a symlink is S_IFLNK, not its target), or null when absent.
+    /// O_PATH opens nothing: a FIFO or a device is typed, not waited on.
+    /// </summary>
+    public static int? TryGetFileType(string path)
+    {
+        FileDescriptor fd;
+        try
+        {
+            fd = Open(path, O_PATH | O_NOFOLLOW);
+        }
+        catch (SystemCallException e) when (e.Errno is Errno.ENOENT)
+        {
+            return null;
+        }
+        using (fd)
+            return GetTypeAndSize(fd).Type;
+    }
 
     /// <summary>statfs f_type of the file system holding fd.</summary>
     public static long GetFileSystemType(FileDescriptor fd)

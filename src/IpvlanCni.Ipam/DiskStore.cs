@@ -46,6 +46,23 @@ internal sealed class DiskStore : IDisposable
         _lock = held;
     }
 
+    /// <summary>
+    /// Refuses (code 7) a dataDir the store could not safely use, before ADD records or changes anything: a failure
+    /// found only at the reservation would fail the rollback's release too.
+    /// </summary>
+    public static HostLocalConfig CheckDataDir(HostLocalConfig config)
+    {
+        try
+        {
+            DirectoryHandle.OpenOrCreate(config.DataDir, (int)DirMode).Dispose();
+        }
+        catch (UnsafePathException e)
+        {
+            throw new CniException(CniErrorCode.InvalidNetworkConfig, $"ipam.dataDir: \"{CniNames.Truncate(config.DataDir)}\": {e.Message}");
+        }
+        return config;
+    }
+
     public static DiskStore Open(string dataDir, string network)
     {
         if (!OperatingSystem.IsLinux())
@@ -53,9 +70,17 @@ internal sealed class DiskStore : IDisposable
         string dir = Path.Join(dataDir, HostLocalConfig.ValidateNetworkName(network));
         try
         {
-            System.IO.Directory.CreateDirectory(dir, DirMode);
-            if (new DirectoryInfo(dir).LinkTarget is not null)
-                throw new CniException(CniErrorCode.IoFailure, $"IPAM store {dir} is a symlink; refusing to use it");
+            // dataDir and the network's folder are created (0755, as the reference) and opened without following a
+            // symlink in the part created or written through; a symlink, a file or a relative path there is code 7.
+            try
+            {
+                using var data = DirectoryHandle.OpenOrCreate(dataDir, (int)DirMode);
+                using var _ = data.OpenChild(network, create: true, (int)DirMode);
+            }
+            catch (UnsafePathException e)
+            {
+                throw new CniException(CniErrorCode.InvalidNetworkConfig, $"ipam.dataDir: \"{CniNames.Truncate(dataDir)}\": {e.Message}");
+            }
             var lockFile = FileLock.Open(Path.Join(dir, "lock"), LockMode);
             try
             {

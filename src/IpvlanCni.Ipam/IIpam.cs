@@ -39,7 +39,7 @@ public static class IpamFactory
         string type = IpamJson.GetString(ipam, "type", "ipam") ?? throw IpamJson.Invalid("ipam.type", "missing");
         return type switch
         {
-            "host-local" => new HostLocalIpam(HostLocalConfig.Parse(ipam, request), node ?? NodeAddresses.None),
+            "host-local" => new HostLocalIpam(DiskStore.CheckDataDir(HostLocalConfig.Parse(ipam, request)), node ?? NodeAddresses.None),
             "static" => new StaticIpam(StaticConfig.Parse(ipam, request), node ?? NodeAddresses.None),
             _ => new DelegatingIpam(type, delegateTimeout ?? DefaultDelegateTimeout),
         };

@@ -266,7 +266,9 @@ public sealed class IpvlanPlugin : ICniPlugin
             Step(() => ipam.Release(request));
         else if (record is not null && config.Ipam is { } ipamConfig)
             Step(() => IpamFactory.Create(ipamConfig, request, config.Timeouts.Ipam).Release(request));
-        Step(() => PodInterface.Delete(podNs, record, request.IfName, MasterIndex(config, record, host)));
+        // Without a record, a link that another attachment's record names (same namespace, same name) is that one's.
+        if (record is not null || !ClaimedByAnother(store, config, podNs, request.IfName))
+            Step(() => PodInterface.Delete(podNs, record, request.IfName, MasterIndex(config, record, host)));
         if (record?.HostInterface is { } hostInterface)
             Step(() => HostSide.DeletePodRoutes(host, hostInterface, record.Addresses.Select(IpPrefix.Parse)));
         if (errors.Count > 0)
@@ -306,6 +308,10 @@ public sealed class IpvlanPlugin : ICniPlugin
         }
         store.Remove(record);
     }
+
+    static bool ClaimedByAnother(StateStore store, PluginConfig config, NetNamespace? podNs, InterfaceName ifName) =>
+        podNs is not null && store.EnumerateAttachments(config.Network.Name)
+            .Any(r => r.IfName == ifName && r.Netns is { } ns && (ns.Device, ns.Inode) == (podNs.Device, podNs.Inode));
 
     static bool SameAttachment(AttachmentRecord a, AttachmentRecord b) =>
         a.Network == b.Network && a.ContainerId == b.ContainerId && a.IfName == b.IfName;

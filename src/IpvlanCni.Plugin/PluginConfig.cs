@@ -66,7 +66,7 @@ public sealed record PluginConfig
             Egress = Choice(root, "egress", EgressMode.Underlay, ("underlay", EgressMode.Underlay), ("host", EgressMode.Host)),
             IpMasq = root.GetBoolean("ipMasq") ?? false,
             StateDir = AbsolutePath(root, "stateDir") ?? DefaultStateDir,
-            LogFile = AbsolutePath(root, "logFile"),
+            LogFile = ParseLogFile(root, request.Environment),
             Timeouts = Deadlines.Parse(root.GetObject("timeouts")),
         };
         // Valid values this version cannot honour together: the spec's code 2 (unsupported field), naming key and value.
@@ -113,13 +113,32 @@ public sealed record PluginConfig
         return parsed;
     }
 
+    /// <summary>
+    /// logFile (or IPVLAN_CNI_LOG, which overrides it): absolute, and absent or a regular file. A symlink, FIFO or
+    /// device there is refused here, so that the request fails naming the key instead of the log quietly going nowhere.
+    /// </summary>
+    static string? ParseLogFile(CniConfigReader root, IReadOnlyDictionary<string, string> environment)
+    {
+        if (environment.GetValueOrDefault(PluginMain.LogFileVariable) is { Length: > 0 } fromEnvironment)
+        {
+            if (!Path.IsPathFullyQualified(fromEnvironment) || fromEnvironment.Contains('\0'))
+                throw new CniException(CniErrorCode.InvalidEnvironment, $"{PluginMain.LogFileVariable}: \"{CniNames.Truncate(fromEnvironment)}\" is not an absolute path");
+            if (CniLog.Problem(fromEnvironment) is { } problem)
+                throw new CniException(CniErrorCode.InvalidEnvironment, $"{PluginMain.LogFileVariable}: \"{CniNames.Truncate(fromEnvironment)}\" {problem}");
+        }
+        string? path = AbsolutePath(root, "logFile");
+        if (path is not null && CniLog.Problem(path) is { } fileProblem)
+            throw Invalid(root.Child("logFile"), $"\"{CniNames.Truncate(path)}\" {fileProblem}");
+        return path;
+    }
+
     static string? AbsolutePath(CniConfigReader reader, string key)
     {
         string? value = reader.GetString(key);
         if (string.IsNullOrEmpty(value))
             return null;
         if (!Path.IsPathFullyQualified(value) || value.Contains('\0'))
-            throw Invalid(reader.Child(key), $"\"{value}\" is not an absolute path");
+            throw Invalid(reader.Child(key), $"\"{CniNames.Truncate(value)}\" is not an absolute path");
         return value;
     }
 

@@ -19,7 +19,11 @@ public static class PluginMain
         // stdin is read and parsed once, by the dispatcher; the log file comes from that parse (or the environment).
         // From a terminal (VERSION by hand) there is nothing to read.
         using var stdin = StandardStream.IsInputTerminal ? Stream.Null : StandardStream.OpenInput();
-        CniLog? log = environment.GetValueOrDefault(LogFileVariable) is { Length: > 0 } fromEnvironment ? new CniLog(fromEnvironment) : null;
+        // A relative IPVLAN_CNI_LOG would land wherever the runtime's working folder is: it is not used (and the
+        // request is refused with code 4 naming it).
+        CniLog? log = environment.GetValueOrDefault(LogFileVariable) is { Length: > 0 } fromEnvironment && Path.IsPathFullyQualified(fromEnvironment)
+            ? new CniLog(fromEnvironment)
+            : null;
 
         // Plain read(2)/write(2) streams, not Console's: those set up the terminal and start a thread on first use.
         using var stdout = StandardStream.OpenOutput();

@@ -103,10 +103,7 @@ public sealed class StateStore : IDisposable
         {
             root = DirectoryHandle.OpenOrCreate(stateDir);
             var temporaries = root.OpenChild("tmp", create: true)!;
-            // The node is the network namespace this plugin runs in: its links are what the registry describes.
-            using var ns = Libc.Open("/proc/self/ns/net");
-            var (device, inode) = Libc.GetIdentity(ns);
-            return new StateStore(root, temporaries, $"{nodeRoot}/net-{device:x}-{inode}");
+            return new StateStore(root, temporaries, $"{nodeRoot}/{NodeFolderName()}");
         }
         catch (UnsafePathException e)
         {
@@ -114,6 +111,23 @@ public sealed class StateStore : IDisposable
             throw PluginConfig.Invalid("stateDir", $"\"{CniNames.Truncate(stateDir)}\": {e.Message}");
         }
     }
+
+    /// <summary>
+    /// The node is the network namespace this plugin runs in: its links are what the registry describes. Named by the
+    /// namespace's cookie (never reused within a boot), or on kernels without cookies by its nsfs identity.
+    /// </summary>
+    public static string NodeFolderName()
+    {
+        if (Libc.GetNetworkNamespaceCookie() is { } cookie)
+            return $"net-{cookie}";
+        using var ns = Libc.Open("/proc/self/ns/net");
+        var (device, inode) = Libc.GetIdentity(ns);
+        return $"net-{device:x}-{inode}";
+    }
+
+    /// <summary>A folder or file of ours that is not what we made (a symlink, a file for a folder): refuse to write through it.</summary>
+    static CniException Refused(UnsafePathException e) =>
+        new(CniErrorCode.IoFailure, $"the plugin's state: {e.Message}; refusing to write through it");
 
     DirectoryHandle Node
     {
@@ -141,7 +155,15 @@ public sealed class StateStore : IDisposable
     /// </summary>
     public IDisposable Lock(TimeSpan timeout)
     {
-        var file = Node.OpenLockFile("lock");
+        FileDescriptor file;
+        try
+        {
+            file = Node.OpenLockFile("lock");
+        }
+        catch (UnsafePathException e)
+        {
+            throw Refused(e);
+        }
         try
         {
             return FileLock.TryAcquire(file, timeout) ?? throw new CniException(CniErrorCode.TryAgainLater,
@@ -169,7 +191,7 @@ public sealed class StateStore : IDisposable
 
     public AttachmentRecord? TryLoadAttachment(NetworkName network, ContainerId id, InterfaceName ifName)
     {
-        using var folder = AttachmentFolder(network, create: false);
+        using var folder = TryOpen(() => AttachmentFolder(network, create: false));
         if (folder is null)
             return null;
         var record = Read(folder, RecordName(id, ifName), StateJsonContext.Default.AttachmentRecord);
@@ -179,18 +201,32 @@ public sealed class StateStore : IDisposable
 
     public void Save(AttachmentRecord record)
     {
-        using var folder = AttachmentFolder(record.Network, create: true)!;
-        Write(folder, RecordName(record.ContainerId, record.IfName), JsonSerializer.SerializeToUtf8Bytes(record, StateJsonContext.Default.AttachmentRecord), _temporaries);
+        try
+        {
+            using var folder = AttachmentFolder(record.Network, create: true)!;
+            Write(folder, RecordName(record.ContainerId, record.IfName), JsonSerializer.SerializeToUtf8Bytes(record, StateJsonContext.Default.AttachmentRecord), _temporaries);
+        }
+        catch (UnsafePathException e)
+        {
+            throw Refused(e);
+        }
     }
 
     /// <summary>The last step of every teardown: once the record is gone nothing points at what it described.</summary>
     public void Remove(AttachmentRecord record)
     {
-        using var folder = AttachmentFolder(record.Network, create: false);
+        using var folder = TryOpen(() => AttachmentFolder(record.Network, create: false));
         if (folder is null)
-            return;
-        folder.DeleteFile(RecordName(record.ContainerId, record.IfName));
-        using var attachments = _root.OpenChild("attachments", create: false);
+            return; // absent, or a folder that is not ours: nothing of ours to remove there
+        try
+        {
+            folder.DeleteFile(RecordName(record.ContainerId, record.IfName));
+        }
+        catch (UnsafePathException e)
+        {
+            throw Refused(e);
+        }
+        using var attachments = TryOpen(() => _root.OpenChild("attachments", create: false));
         attachments?.TryDeleteDirectory(record.Network.Value); // only when it was the network's last
     }
 
@@ -203,7 +239,7 @@ public sealed class StateStore : IDisposable
     /// </summary>
     public IEnumerable<AttachmentRecord> EnumerateAttachments(NetworkName? network = null)
     {
-        using var attachments = _root.OpenChild("attachments", create: false);
+        using var attachments = TryOpen(() => _root.OpenChild("attachments", create: false));
         if (attachments is null)
             yield break;
         var networks = network is null ? attachments.ListNames() : [network.Value];
@@ -211,15 +247,8 @@ public sealed class StateStore : IDisposable
         {
             if (!NetworkName.TryParse(name, out var parsed, out _))
                 continue; // not a folder we made
-            DirectoryHandle? folder;
-            try
-            {
-                folder = attachments.OpenChild(name, create: false);
-            }
-            catch (UnsafePathException)
-            {
-                continue; // a symlink or a file: not ours
-            }
+            // A symlink or a file there is not ours.
+            var folder = TryOpen(() => attachments.OpenChild(name, create: false));
             if (folder is null)
                 continue;
             using (folder)
@@ -234,19 +263,26 @@ public sealed class StateStore : IDisposable
 
     public MasterRecord? TryLoadMaster(InterfaceName name)
     {
-        using var masters = Node.OpenChild("masters", create: false);
+        using var masters = TryOpen(() => Node.OpenChild("masters", create: false));
         return masters is null ? null : Read(masters, name.Value, StateJsonContext.Default.MasterRecord) is { } record && record.Name == name ? record : null;
     }
 
     public void Save(MasterRecord record)
     {
-        using var masters = Node.OpenChild("masters", create: true)!;
-        Write(masters, record.Name.Value, JsonSerializer.SerializeToUtf8Bytes(record, StateJsonContext.Default.MasterRecord), _nodeTemporaries!);
+        try
+        {
+            using var masters = Node.OpenChild("masters", create: true)!;
+            Write(masters, record.Name.Value, JsonSerializer.SerializeToUtf8Bytes(record, StateJsonContext.Default.MasterRecord), _nodeTemporaries!);
+        }
+        catch (UnsafePathException e)
+        {
+            throw Refused(e);
+        }
     }
 
     public void RemoveMaster(InterfaceName name)
     {
-        using var masters = Node.OpenChild("masters", create: false);
+        using var masters = TryOpen(() => Node.OpenChild("masters", create: false));
         masters?.DeleteFile(name.Value);
     }
 
@@ -256,37 +292,55 @@ public sealed class StateStore : IDisposable
     /// </summary>
     public void AddUser(InterfaceName master, AttachmentRecord user)
     {
-        using var masterUsers = UsersFolder(master, create: true)!;
-        using var network = masterUsers.OpenChild(user.Network.Value, create: true)!;
-        network.TryCreateFile(RecordName(user.ContainerId, user.IfName));
+        try
+        {
+            using var masterUsers = UsersFolder(master, create: true)!;
+            using var network = masterUsers.OpenChild(user.Network.Value, create: true)!;
+            network.TryCreateFile(RecordName(user.ContainerId, user.IfName));
+        }
+        catch (UnsafePathException e)
+        {
+            throw Refused(e);
+        }
     }
 
     public void RemoveUser(InterfaceName master, AttachmentRecord user)
     {
-        using var masterUsers = UsersFolder(master, create: false);
+        using var masterUsers = TryOpen(() => UsersFolder(master, create: false));
         if (masterUsers is null)
             return;
-        using (var network = masterUsers.OpenChild(user.Network.Value, create: false))
+        using (var network = TryOpen(() => masterUsers.OpenChild(user.Network.Value, create: false)))
             network?.DeleteFile(RecordName(user.ContainerId, user.IfName));
         masterUsers.TryDeleteDirectory(user.Network.Value);
-        using var users = Node.OpenChild("users", create: false);
+        using var users = TryOpen(() => Node.OpenChild("users", create: false));
         users?.TryDeleteDirectory(master.Value);
     }
 
     /// <summary>Any attachment other than <paramref name="except"/>, of any network on the node, still uses the master.</summary>
     public bool HasOtherUsers(InterfaceName master, AttachmentRecord except)
     {
-        using var masterUsers = UsersFolder(master, create: false);
+        DirectoryHandle? masterUsers;
+        try
+        {
+            masterUsers = UsersFolder(master, create: false);
+        }
+        catch (UnsafePathException)
+        {
+            return true; // the registry is not what we made: it cannot say the master is unused, so it is kept
+        }
         if (masterUsers is null)
             return false;
-        string own = RecordName(except.ContainerId, except.IfName);
-        foreach (string network in masterUsers.ListNames())
+        using (masterUsers)
         {
-            using var folder = masterUsers.OpenChild(network, create: false);
-            if (folder is not null && folder.ListNames().Any(name => network != except.Network.Value || name != own))
-                return true;
+            string own = RecordName(except.ContainerId, except.IfName);
+            foreach (string network in masterUsers.ListNames())
+            {
+                using var folder = TryOpen(() => masterUsers.OpenChild(network, create: false));
+                if (folder is null || folder.ListNames().Any(name => network != except.Network.Value || name != own))
+                    return true;
+            }
+            return false;
         }
-        return false;
     }
 
     /// <summary>
@@ -295,11 +349,21 @@ public sealed class StateStore : IDisposable
     /// </summary>
     public void DeleteTemporaries()
     {
-        foreach (string name in _temporaries.ListNames())
-            _temporaries.DeleteFile(name); // unlinks a planted symlink itself, never its target
         _ = Node;
-        foreach (string name in _nodeTemporaries!.ListNames())
-            _nodeTemporaries.DeleteFile(name);
+        foreach (var folder in new[] { _temporaries, _nodeTemporaries! })
+        {
+            foreach (string name in folder.ListNames())
+            {
+                try
+                {
+                    folder.DeleteFile(name); // unlinks a planted symlink itself, never its target
+                }
+                catch (UnsafePathException)
+                {
+                    // A folder someone made there: no temporary of ours, and not ours to remove.
+                }
+            }
+        }
     }
 
     public void Dispose()
@@ -308,6 +372,19 @@ public sealed class StateStore : IDisposable
         _root.Dispose();
         _nodeTemporaries?.Dispose();
         _node?.Dispose();
+    }
+
+    /// <summary>A folder for reading: absent, or not what we made (a symlink, a file), are both null.</summary>
+    static DirectoryHandle? TryOpen(Func<DirectoryHandle?> open)
+    {
+        try
+        {
+            return open();
+        }
+        catch (UnsafePathException)
+        {
+            return null;
+        }
     }
 
     DirectoryHandle? AttachmentFolder(NetworkName network, bool create)

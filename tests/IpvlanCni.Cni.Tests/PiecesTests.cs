@@ -198,6 +198,57 @@ public class LogTests
         Assert.StartsWith("{", outcome.Stdout); // and nothing of the log reached stdout
     }
 
+    /// <summary>300 writers at once, each with its own descriptor as separate processes have: 300 whole lines.</summary>
+    [Fact]
+    public void ConcurrentWritersLoseNoLineAndSplitNone()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"cni-log-{Guid.NewGuid():N}.log");
+        try
+        {
+            const int writers = 300;
+            using var start = new Barrier(writers);
+            var threads = Enumerable.Range(0, writers).Select(i => new Thread(() =>
+            {
+                var log = new CniLog(path);
+                start.SignalAndWait();
+                log.Write(new CniLogEntry(DateTimeOffset.UtcNow, "ADD", $"c{i}", "eth0", new string('n', 200), TimeSpan.Zero, null));
+                Assert.Null(log.LastFailure);
+            })).ToList();
+            threads.ForEach(t => t.Start());
+            threads.ForEach(t => t.Join());
+            var lines = File.ReadAllLines(path);
+            Assert.Equal(writers, lines.Length);
+            Assert.All(lines, line => Assert.Matches(@"^\S+ ADD container=c\d+ ifname=eth0 network=n{200} duration_ms=0 ok$", line));
+            Assert.Equal(writers, lines.Select(l => l.Split(' ')[2]).Distinct().Count());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void A_symlink_or_a_fifo_at_the_log_path_is_refused_without_blocking()
+    {
+        string dir = Directory.CreateTempSubdirectory("cni-log-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "target"), "");
+            File.CreateSymbolicLink(Path.Combine(dir, "link"), Path.Combine(dir, "target"));
+            var linked = new CniLog(Path.Combine(dir, "link"));
+            linked.Write(new CniLogEntry(DateTimeOffset.UtcNow, "ADD", "c", "eth0", "n", TimeSpan.Zero, null));
+            Assert.Contains("symbolic link", linked.LastFailure);
+            Assert.Equal("", File.ReadAllText(Path.Combine(dir, "target")));
+            Assert.Equal("is a symbolic link", CniLog.Problem(Path.Combine(dir, "link")));
+            Assert.Equal("is not a regular file", CniLog.Problem(dir));
+            Assert.Null(CniLog.Problem(Path.Combine(dir, "absent")));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Fact]
     public void HostileValuesStayOnOneLine()
     {

@@ -220,18 +220,6 @@ public sealed class Lab : IDisposable
         return ns;
     }
 
-    /// <summary>
-    /// Removes the plugin's node registry of a namespace about to die (/run/ipvlan-cni/net-&lt;dev&gt;-&lt;inode&gt;): a
-    /// node's namespace lives as long as the node, a test node's does not, and the kernel reuses namespace inodes, so
-    /// a later test node would otherwise inherit this one's master users.
-    /// </summary>
-    public static void ForgetNodeRegistry(NetNamespace node)
-    {
-        string registry = $"/run/ipvlan-cni/net-{node.Device:x}-{node.Inode}";
-        if (Directory.Exists(registry))
-            Directory.Delete(registry, recursive: true);
-    }
-
     public void Dispose()
     {
         foreach (var pod in _pods)
@@ -244,8 +232,6 @@ public sealed class Lab : IDisposable
                     NodeClient.DeleteLink(link.Index);
         }
         NodeClient?.Dispose();
-        if (!_nodeIsCurrent && Node is not null)
-            ForgetNodeRegistry(Node);
         foreach (var ns in new[] { Node, Business, Management })
             ns?.Dispose();
         foreach (string name in _namedNamespaces)

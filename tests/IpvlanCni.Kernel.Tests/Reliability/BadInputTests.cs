@@ -41,7 +41,7 @@ public sealed class BadInputNode : IDisposable
     public NodeSnapshot Baseline { get; }
 
     /// <summary>The plugin's folders and the node's /tmp folder: nothing outside may appear, nothing inside may change.</summary>
-    public NodeSnapshot Snapshot() => NodeSnapshot.Take(Node, $"/tmp/{Node.Name}");
+    public NodeSnapshot Snapshot() => NodeSnapshot.Take(Node, $"/tmp/{Node.Name}", Cni.NodeStateDir);
 
     public void Dispose()
     {

@@ -71,8 +71,6 @@ public sealed class TestNode : IDisposable
         foreach (var pod in _pods)
             pod.Dispose();
         Client?.Dispose();
-        if (Namespace is not null)
-            Lab.ForgetNodeRegistry(Namespace);
         Namespace?.Dispose();
         // Deleting the mount frees the namespace and every link in it.
         NetNamespace.DeleteNamed(Name);
