@@ -10,7 +10,9 @@ export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
 
 PLUGIN := artifacts/cni/bin/ipvlan-cni
-APT_PACKAGES := user-mode-linux busybox-static iptables nftables iproute2 iputils-ping containernetworking-plugins clang zlib1g-dev strace dnsmasq-base etcd-server
+# The same plugin with fault points (configuration Faults), for the kernel suite only: never shipped.
+TEST_PLUGIN := artifacts/test/bin/ipvlan-cni
+APT_PACKAGES := user-mode-linux busybox-static kmod iptables nftables iproute2 iputils-ping containernetworking-plugins clang zlib1g-dev strace dnsmasq-base etcd-server
 # The package, its check and the image: dpkg-deb's .deb checked by lintian, manual pages from --help, podman on runc.
 APT_PACKAGES += lintian help2man podman runc
 SANDBOX := tools/sandbox/run
@@ -52,6 +54,9 @@ publish: deps restore
 	$(DOTNET) publish src/IpvlanCni.AgentHost/IpvlanCni.AgentHost.csproj -c Release -r linux-x64 -nologo -o artifacts/publish-agent
 	cp artifacts/publish-agent/ipvlan-cni-agent $(dir $(PLUGIN))ipvlan-cni-agent
 	@echo "plugin: $(PLUGIN) ($$(stat -c %s $(PLUGIN)) bytes)"
+	$(DOTNET) publish src/IpvlanCni/IpvlanCni.csproj -c Faults -r linux-x64 -nologo -o artifacts/test/publish
+	mkdir -p $(dir $(TEST_PLUGIN))
+	cp artifacts/test/publish/ipvlan-cni $(TEST_PLUGIN)
 
 # The Debian package: the executable in /usr/lib/cni (and its IPAM name), the agent's unit, examples, manual pages.
 deb: publish
@@ -77,7 +82,7 @@ unit-test:
 
 # One sandbox boot for the whole kernel suite. The suite refuses to run outside the sandbox.
 kernel-test:
-	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) \
+	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) --env IPVLANCNI_FAULT_PLUGIN=$(CURDIR)/$(TEST_PLUGIN) \
 		$(DOTNET) test tests/IpvlanCni.Kernel.Tests --no-build -c Release --logger "trx;LogFileName=Kernel.trx" --results-directory $(RESULTS)
 	@test -f $(RESULTS)/Kernel.trx || { echo "kernel suite did not run in the sandbox"; exit 1; }
 
@@ -91,7 +96,7 @@ ETCD_STORM_SECONDS ?= 300
 soak: deps build publish
 	IPVLANCNI_ETCD_STORM_SECONDS=$(ETCD_STORM_SECONDS) $(DOTNET) test tests/IpvlanCni.ClusterIpam.Tests --no-build -c Release \
 		--logger "console;verbosity=detailed" --filter "FullyQualifiedName~StormTests"
-	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) --env IPVLANCNI_SOAK_CYCLES=$(SOAK_CYCLES) --env IPVLANCNI_CRASH_KILLS=$(CRASH_KILLS) \
+	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) --env IPVLANCNI_FAULT_PLUGIN=$(CURDIR)/$(TEST_PLUGIN) --env IPVLANCNI_SOAK_CYCLES=$(SOAK_CYCLES) --env IPVLANCNI_CRASH_KILLS=$(CRASH_KILLS) \
 		$(DOTNET) test tests/IpvlanCni.Kernel.Tests --no-build -c Release --logger "console;verbosity=normal" \
 		--filter "FullyQualifiedName~Reliability.SoakTests|FullyQualifiedName~Reliability.CrashConsistencyTests.Sigkill"
 

@@ -114,7 +114,7 @@ public sealed class ClusterIpamService(AgentLog log) : IAgentService
 
     static void RequireAttachment(CniRequest cni)
     {
-        if (cni.ContainerId.Length == 0 || cni.IfName.Length == 0)
+        if (!cni.HasAttachment)
             throw new CniException(CniErrorCode.InvalidEnvironment, "cluster-ipam: containerId and ifName are required");
     }
 
@@ -125,26 +125,22 @@ public sealed class ClusterIpamService(AgentLog log) : IAgentService
     {
         var configNode = request.Args.GetObject("config") ?? throw new CniException(CniErrorCode.InvalidNetworkConfig, "cluster-ipam: args.config missing");
         var bytes = Encoding.UTF8.GetBytes(configNode.Element.GetRawText());
-        string containerId = request.Args.GetString("containerId") ?? "";
-        string ifName = request.Args.GetString("ifName") ?? "";
-        // Both become parts of etcd keys: the spec's identifier rules, so no '/' can reach another key.
-        if (containerId.Length > 0 && !CniNames.IsValidIdentifier(containerId, out var p1))
-            throw new CniException(CniErrorCode.InvalidEnvironment, $"cluster-ipam: containerId {p1}");
-        if (ifName.Length > 0 && !CniNames.IsValidInterfaceName(ifName, out var p2))
-            throw new CniException(CniErrorCode.InvalidEnvironment, $"cluster-ipam: ifName {p2}");
+        // Both become parts of etcd keys: parsed by the spec's rules, so no '/' can reach another key.
+        var containerId = request.Args.GetString("containerId") is { Length: > 0 } idText
+            ? ContainerId.Parse(idText, "cluster-ipam: containerId") : null;
+        var ifName = request.Args.GetString("ifName") is { Length: > 0 } nameText
+            ? InterfaceName.Parse(nameText, "cluster-ipam: ifName", CniErrorCode.InvalidEnvironment) : null;
         var args = request.Args.GetArray("cniArgs").Select(p => p.AsArray() is [var k, var v] ? KeyValuePair.Create(k.AsString(), v.AsString())
             : throw new CniException(CniErrorCode.InvalidEnvironment, "cluster-ipam: cniArgs are [key, value] pairs")).ToList();
         var cni = new CniRequest
         {
             Command = CniCommand.Add,
-            ContainerId = containerId,
-            IfName = ifName,
             Args = args,
             ConfigBytes = bytes,
             Config = new NetworkConfig
             {
                 CniVersion = configNode.GetString("cniVersion") ?? CniVersions.Latest,
-                Name = configNode.GetString("name") ?? throw new CniException(CniErrorCode.InvalidNetworkConfig, "name: missing"),
+                Name = NetworkName.Parse(configNode.GetString("name"), "name"),
                 Type = configNode.GetString("type") ?? "",
             },
         };

@@ -131,7 +131,7 @@ public static class IpamCommand
             Config = new NetworkConfig
             {
                 CniVersion = (string?)conf["cniVersion"] ?? CniVersions.Latest,
-                Name = (string?)conf["name"] ?? throw new InvalidDataException($"{file}: name missing"),
+                Name = NetworkName.Parse((string?)conf["name"], $"{file}: name"),
                 Type = (string?)conf["type"] ?? "",
             },
         };

@@ -48,17 +48,35 @@ public readonly struct CniConfigReader
 
     public bool Has(string name) => TryGetValue(name, out _);
 
-    /// <summary>The child at <paramref name="name"/>, when set (present and not null).</summary>
+    /// <summary>The child at <paramref name="name"/>, when set (present and not null), keys matched as Go does.</summary>
     public bool TryGetValue(string name, out CniConfigReader value)
     {
         RequireKind(JsonValueKind.Object);
-        if (Element.TryGetProperty(name, out var child) && child.ValueKind != JsonValueKind.Null)
+        if (TryGetMember(Element, name, out var child))
         {
             value = new CniConfigReader(child, Child(name));
             return true;
         }
         value = default;
         return false;
+    }
+
+    /// <summary>
+    /// A member the way Go's encoding/json fills a struct field from it (the reference plugins' reader): a key that
+    /// equals the name ignoring case sets it, a later one overwrites an earlier one, and null changes nothing. So
+    /// "Master" is master, and of {"mode":"l2","MODE":"l3"} the l3 counts.
+    /// </summary>
+    public static bool TryGetMember(JsonElement obj, string name, out JsonElement value)
+    {
+        value = default;
+        bool found = false;
+        foreach (var member in obj.EnumerateObject())
+            if (member.Value.ValueKind != JsonValueKind.Null && string.Equals(member.Name, name, StringComparison.OrdinalIgnoreCase))
+            {
+                value = member.Value;
+                found = true;
+            }
+        return found;
     }
 
     public CniConfigReader GetRequired(string name) =>
@@ -124,16 +142,15 @@ public readonly struct CniConfigReader
     public IpPrefix AsPrefix()
     {
         string text = AsString();
-        return IpPrefix.TryParse(text, out var prefix) ? prefix
+        return IpText.TryParsePrefix(text, out var prefix) ? prefix
             : throw new CniException(CniErrorCode.DecodeFailure, $"{DisplayPath} is '{text}', not an address with a prefix length (like 10.1.1.0/24)");
     }
 
+    /// <summary>Go's rules, as the reference reads it: "010.1.1.1" is refused, never read as 8.1.1.1.</summary>
     public IPAddress AsAddress()
     {
         string text = AsString();
-        // IPAddress.TryParse takes "1" and "1.2" as IPv4 shorthands and "%scope" suffixes; a config never means those.
-        bool plausible = !text.Contains('%') && (text.Contains(':') || text.Count(c => c == '.') == 3);
-        return plausible && IPAddress.TryParse(text, out var address) ? address
+        return IpText.TryParseAddress(text, out var address) ? address
             : throw new CniException(CniErrorCode.DecodeFailure, $"{DisplayPath} is '{text}', not an IP address");
     }
 

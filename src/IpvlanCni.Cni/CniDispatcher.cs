@@ -26,8 +26,10 @@ public static class CniDispatcher
     /// <paramref name="stdout"/>. Never throws. For VERSION, stdin is read only to echo its cniVersion: a main
     /// started from a terminal should pass <see cref="Stream.Null"/> (when !Console.IsInputRedirected).
     /// </summary>
+    /// <param name="logFromConfig">The log a parsed configuration names (its logFile), when <paramref name="log"/> is null:
+    /// the configuration is read and parsed once, here, for the log too.</param>
     public static int Run(ICniPlugin plugin, IReadOnlyDictionary<string, string> environment, Stream stdin, Stream stdout,
-        CniLog? log = null)
+        CniLog? log = null, Func<CniConfigReader, CniLog?>? logFromConfig = null)
     {
         var start = DateTimeOffset.UtcNow;
         var clock = Stopwatch.StartNew();
@@ -43,13 +45,24 @@ public static class CniDispatcher
         }
         catch (Exception e)
         {
-            // Plugins should throw CniException; anything else is a bug we still report in the spec's shape.
-            error = new CniException(CniErrorCode.Internal, e.Message, e.GetType().FullName, e);
+            // A kernel refusal or a file error keeps its own code; anything else is a bug, still in the spec's shape.
+            error = CniException.From(e);
         }
 
         if (error is not null)
             TryWrite(stdout, CniErrorJson.Write(error, context.ResponseVersion));
 
+        if (log is null && logFromConfig is not null && context.Root is { } root)
+        {
+            try
+            {
+                log = logFromConfig(root);
+            }
+            catch (CniException)
+            {
+                // A logFile the plugin refused is in the error already; the line has nowhere to go.
+            }
+        }
         log?.Write(new CniLogEntry(start, context.CommandText, context.ContainerId, context.IfName, context.Network,
             clock.Elapsed, error));
         return error is null ? 0 : 1;
@@ -108,31 +121,33 @@ public static class CniDispatcher
     {
         var env = context.Environment;
         bool attachment = command is CniCommand.Add or CniCommand.Check or CniCommand.Del;
-        string containerId = "", netns = "", ifName = "";
+        ContainerId? containerId = null;
+        InterfaceName? ifName = null;
+        string netns = "";
         if (attachment)
         {
-            containerId = Env(env, "CNI_CONTAINERID");
+            string containerText = Env(env, "CNI_CONTAINERID");
             netns = Env(env, "CNI_NETNS");
-            ifName = Env(env, "CNI_IFNAME");
-            context.ContainerId = containerId;
-            context.IfName = ifName;
+            string ifText = Env(env, "CNI_IFNAME");
+            context.ContainerId = containerText;
+            context.IfName = ifText;
 
             // DEL must work after the namespace is gone, so CNI_NETNS may be empty there.
             var missing = new List<string>(3);
-            if (containerId.Length == 0) missing.Add("CNI_CONTAINERID");
+            if (containerText.Length == 0) missing.Add("CNI_CONTAINERID");
             if (netns.Length == 0 && command != CniCommand.Del) missing.Add("CNI_NETNS");
-            if (ifName.Length == 0) missing.Add("CNI_IFNAME");
+            if (ifText.Length == 0) missing.Add("CNI_IFNAME");
             if (missing.Count > 0)
                 throw new CniException(CniErrorCode.InvalidEnvironment,
                     $"required environment variable{(missing.Count > 1 ? "s" : "")} {string.Join(", ", missing)} missing");
 
-            if (!CniNames.IsValidIdentifier(containerId, out string problem))
-                throw new CniException(CniErrorCode.InvalidEnvironment, $"CNI_CONTAINERID {problem}", Truncate(containerId));
+            containerId = ContainerId.Parse(containerText, "CNI_CONTAINERID", CniErrorCode.InvalidEnvironment);
             if (netns.Length > MaxNetnsPathLength || netns.Contains('\0'))
                 throw new CniException(CniErrorCode.InvalidEnvironment,
                     $"CNI_NETNS is not a usable path (longer than {MaxNetnsPathLength} or contains NUL)", Truncate(netns));
-            if (!CniNames.IsValidInterfaceName(ifName, out problem))
-                throw new CniException(CniErrorCode.InvalidEnvironment, $"CNI_IFNAME {problem}", Truncate(ifName));
+            if (netns.Length > 0 && netns[0] != '/')
+                throw new CniException(CniErrorCode.InvalidEnvironment, "CNI_NETNS is not an absolute path", Truncate(netns));
+            ifName = InterfaceName.Parse(ifText, "CNI_IFNAME", CniErrorCode.InvalidEnvironment);
         }
 
         string argsText = Env(env, "CNI_ARGS");
@@ -146,27 +161,34 @@ public static class CniDispatcher
         string[] paths = pathText.Split(':', StringSplitOptions.RemoveEmptyEntries);
 
         byte[] bytes = ReadStdin(stdin);
-        var config = ParseConfig(command, bytes, context);
+        var root = ParseRoot(bytes);
+        context.Root = root;
+        var config = ParseConfig(command, root, context);
 
-        return new CniRequest
+        var request = new CniRequest
         {
             Command = command,
-            ContainerId = containerId,
             NetnsPath = netns,
-            IfName = ifName,
             Args = args,
             PluginPaths = paths,
             Environment = env,
             ConfigBytes = bytes,
+            Root = root,
             Config = config,
         };
+        return attachment ? request with { ContainerId = containerId!, IfName = ifName! } : request;
     }
 
-    static NetworkConfig ParseConfig(CniCommand command, byte[] bytes, Context context)
+    /// <summary>stdin parsed once, here; the request carries the parse to every reader of the configuration.</summary>
+    static CniConfigReader ParseRoot(byte[] bytes)
     {
         if (bytes.AsSpan().Trim(" \t\r\n"u8).IsEmpty)
             throw new CniException(CniErrorCode.DecodeFailure, "no network configuration on stdin");
-        var root = CniConfigReader.Parse(bytes);
+        return CniConfigReader.Parse(bytes);
+    }
+
+    static NetworkConfig ParseConfig(CniCommand command, CniConfigReader root, Context context)
+    {
 
         string? version = root.GetString("cniVersion");
         if (CniVersions.IsSupported(version))
@@ -176,8 +198,7 @@ public static class CniDispatcher
         context.Network = name ?? "";
         if (string.IsNullOrEmpty(name))
             throw new CniException(CniErrorCode.InvalidNetworkConfig, "name is required in the network configuration");
-        if (!CniNames.IsValidIdentifier(name, out string problem))
-            throw new CniException(CniErrorCode.InvalidNetworkConfig, $"name {problem}", Truncate(name));
+        var networkName = NetworkName.Parse(name, "name");
         string type = root.GetString("type") ?? "";
 
         if (string.IsNullOrEmpty(version))
@@ -206,7 +227,7 @@ public static class CniDispatcher
         return new NetworkConfig
         {
             CniVersion = version,
-            Name = name,
+            Name = networkName,
             Type = type,
             PrevResult = prevResult,
             ValidAttachments = attachments,
@@ -306,7 +327,7 @@ public static class CniDispatcher
     static string SupportedList() => $"supported versions: {string.Join(", ", CniVersions.Supported)}";
 
     /// <summary>Keeps hostile or huge values out of messages and logs.</summary>
-    static string Truncate(string value) => value.Length <= 256 ? value : string.Concat(value.AsSpan(0, 256), "...");
+    static string Truncate(string value) => CniNames.Truncate(value);
 
     /// <summary>What is known so far, for the error's cniVersion and the log line.</summary>
     sealed class Context(IReadOnlyDictionary<string, string> environment)
@@ -317,5 +338,6 @@ public static class CniDispatcher
         public string ContainerId { get; set; } = "";
         public string IfName { get; set; } = "";
         public string Network { get; set; } = "";
+        public CniConfigReader? Root { get; set; }
     }
 }

@@ -35,4 +35,16 @@ public sealed class CniException(int code, string message, string? details = nul
 {
     public int Code { get; } = code;
     public string? Details { get; } = details;
+
+    /// <summary>
+    /// Any failure as the spec's error: ours as thrown; a kernel refusal as 100 with the operation, errno and the
+    /// kernel's extended-ack text; a file the node would not read or write as 5; only a bug as 999.
+    /// </summary>
+    public static CniException From(Exception e) => e switch
+    {
+        CniException cni => cni,
+        IpvlanCni.Netlink.NetlinkException kernel => new(CniErrorCode.KernelRefused, kernel.Message, null, e),
+        IOException or UnauthorizedAccessException => new(CniErrorCode.IoFailure, e.Message, null, e),
+        _ => new(CniErrorCode.Internal, e.Message, e.GetType().FullName, e),
+    };
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using IpvlanCni.Interop;
 
 namespace IpvlanCni.Cni;
 
@@ -15,11 +16,15 @@ public sealed record CniLogEntry(
 
 /// <summary>
 /// Appends one line per command to a file: never stdout (the runtime parses that) and never a reason to fail
-/// the command. Each line goes out in one write to an O_APPEND file, so concurrent plugin processes do not
-/// interleave within a line.
+/// the command. Each line is one write(2) on an O_APPEND descriptor, so concurrent plugin processes neither interleave
+/// within a line nor lose one (the kernel moves the offset to the end and writes under one lock). The file must be
+/// a regular file: a symlink at the path is refused (O_NOFOLLOW), a FIFO or device too, without ever blocking on one.
 /// </summary>
 public sealed class CniLog(string path)
 {
+    const int Flags = Libc.O_WRONLY | Libc.O_APPEND | Libc.O_CREAT | Libc.O_NOCTTY | Libc.O_NONBLOCK;
+    const int Mode = 0b110_100_000; // 0640
+
     public string Path { get; } = path;
 
     /// <summary>Why the last write failed, for tests and diagnostics; null after a good write.</summary>
@@ -30,15 +35,31 @@ public sealed class CniLog(string path)
         try
         {
             var bytes = Encoding.UTF8.GetBytes(Format(entry));
-            using var file = new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-            file.Write(bytes);
+            using var file = Libc.Open(Path, Flags | Libc.O_NOFOLLOW, Mode);
+            if (Libc.GetTypeAndSize(file).Type != Libc.S_IFREG)
+            {
+                LastFailure = $"{Path} is not a regular file";
+                return;
+            }
+            Libc.WriteOnce(file, bytes);
             LastFailure = null;
         }
-        catch (Exception e)
+        catch (SystemCallException e)
         {
-            LastFailure = e.Message;
+            LastFailure = e.Errno == Errno.ELOOP ? $"{Path} is a symbolic link" : e.Message;
         }
     }
+
+    /// <summary>
+    /// Why <paramref name="path"/> cannot be the log ("is a symbolic link"), or null when it can (absent, or a regular
+    /// file): for the configuration check, which refuses such a logFile with code 7.
+    /// </summary>
+    public static string? Problem(string path) => Libc.TryGetFileType(path) switch
+    {
+        null or Libc.S_IFREG => null,
+        Libc.S_IFLNK => "is a symbolic link",
+        _ => "is not a regular file",
+    };
 
     /// <summary>2025-01-02T03:04:05.678Z ADD container=abc ifname=eth0 network=net1 duration_ms=12 ok</summary>
     public static string Format(CniLogEntry e)

@@ -263,7 +263,8 @@ public static class CniResultJson
         };
     }
 
-    static CniDns ReadDns(CniConfigReader n) => new()
+    /// <summary>The one reader of a "dns" object: results, prevResult, the plugin's "dns" and static IPAM's.</summary>
+    public static CniDns ReadDns(CniConfigReader n) => new()
     {
         Nameservers = [.. n.GetStringArray("nameservers")],
         Domain = NullIfEmpty(n.GetString("domain")),

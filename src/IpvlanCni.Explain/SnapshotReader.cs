@@ -141,13 +141,17 @@ public static class SnapshotReader
     {
         try
         {
-            return [.. new StateStore(stateDir).EnumerateAttachments()
+            // Read-only: a node with no records has no NAT of ours (Open would create the folder).
+            if (!Directory.Exists(stateDir))
+                return [];
+            using var store = StateStore.Open(stateDir);
+            return [.. store.EnumerateAttachments()
                 .Where(a => a.MasqueradedSubnets.Count > 0)
                 .GroupBy(a => (a.Network, a.Master))
                 .Select(g => new MasqueradeSnapshot(g.Key.Network, g.Key.Master, [.. g.SelectMany(a => a.MasqueradedSubnets).Distinct().Order(StringComparer.Ordinal)]))
                 .OrderBy(m => m.Network, StringComparer.Ordinal)];
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or IpvlanCni.Cni.CniException)
         {
             return null;
         }

@@ -36,6 +36,41 @@ public static partial class FileLock
         return new Held(file);
     }
 
+    /// <summary>
+    /// Waits at most <paramref name="timeout"/> for the exclusive lock (flock LOCK_NB, polled with a growing pause up
+    /// to 16 ms: no thread, no signal); null when the deadline passed first.
+    /// </summary>
+    public static IDisposable? TryAcquire(FileDescriptor file, TimeSpan timeout)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int pause = 1;
+        while (true)
+        {
+            int rc;
+            do
+                rc = Native.flock(file.Value, Native.LOCK_EX | Native.LOCK_NB);
+            while (rc < 0 && Marshal.GetLastPInvokeError() == Native.EINTR);
+            if (rc == 0)
+                return new HeldFd(file);
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno != Native.EWOULDBLOCK)
+                throw new FileLockException("flock(LOCK_EX)", $"fd {file.Value}", errno);
+            if (clock.Elapsed >= timeout)
+                return null;
+            Thread.Sleep(pause);
+            pause = Math.Min(pause * 2, 16);
+        }
+    }
+
+    sealed class HeldFd(FileDescriptor file) : IDisposable
+    {
+        public void Dispose()
+        {
+            // Closing the descriptor releases the flock; this is the last reference to it.
+            file.Dispose();
+        }
+    }
+
     static void Lock(SafeFileHandle file, int operation, string name)
     {
         bool added = false;
@@ -79,6 +114,8 @@ public static partial class FileLock
         public const int O_CLOEXEC = 0x80000;
         public const int LOCK_EX = 2;
         public const int LOCK_UN = 8;
+        public const int LOCK_NB = 4;
+        public const int EWOULDBLOCK = 11;
         public const int EINTR = 4;
 
         [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]

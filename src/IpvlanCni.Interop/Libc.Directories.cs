@@ -6,8 +6,6 @@ public static unsafe partial class Libc
 {
     const int W_OK = 2, X_OK = 1;
     const int LOCK_EX = 2, LOCK_NB = 4;
-    // <fcntl.h>: O_DIRECTORY is one of the flags whose value differs by architecture.
-    static int O_DIRECTORY => RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x4000 : 0x10000;
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int flock(int fd, int operation);

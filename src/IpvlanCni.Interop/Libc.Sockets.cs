@@ -27,6 +27,8 @@ public static unsafe partial class Libc
     public const int SO_RCVBUF = 8;
     public const int MSG_PEEK = 0x2;
     public const int MSG_TRUNC = 0x20;
+    /// <summary>asm-generic/socket.h (Linux 5.14): the u64 cookie of the socket's network namespace.</summary>
+    public const int SO_NETNS_COOKIE = 71;
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int socket(int domain, int type, int protocol);
@@ -61,6 +63,30 @@ public static unsafe partial class Libc
             throw error;
         }
         return handle;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int getsockopt(int fd, int level, int name, void* value, int* valueLength);
+
+    /// <summary>
+    /// The calling thread's network namespace cookie: unique for the boot and never reused, unlike an nsfs inode
+    /// (which a new namespace may get once an old one is gone). Null on kernels before 5.14.
+    /// </summary>
+    public static ulong? GetNetworkNamespaceCookie()
+    {
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        if (fd < 0)
+            return null;
+        try
+        {
+            ulong cookie;
+            int length = sizeof(ulong);
+            return getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &length) == 0 && length == sizeof(ulong) ? cookie : null;
+        }
+        finally
+        {
+            close(fd);
+        }
     }
 
     /// <summary>The nl_pid the kernel assigned at bind.</summary>

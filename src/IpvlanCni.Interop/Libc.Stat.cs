@@ -32,6 +32,47 @@ public static unsafe partial class Libc
         finally { fd.DangerousRelease(); }
     }
 
+    /// <summary>st_mode's file type bits (S_IFMT) and st_size. struct stat puts st_mode at 24 on x86_64 (after an
+    /// 8-byte st_nlink) and at 16 on the generic layout (aarch64); st_size is at 48 on both.</summary>
+    public static (int Type, long Size) GetTypeAndSize(FileDescriptor fd)
+    {
+        byte* buf = stackalloc byte[StatBufferSize];
+        bool added = false;
+        fd.DangerousAddRef(ref added);
+        try
+        {
+            if (fstat(fd.Value, buf) != 0)
+                throw SystemCallException.FromLast("fstat");
+            int modeOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 24 : 16;
+            return (*(int*)(buf + modeOffset) & S_IFMT, *(long*)(buf + 48));
+        }
+        finally { fd.DangerousRelease(); }
+    }
+
+    public const int S_IFMT = 0xF000;
+    public const int S_IFREG = 0x8000;
+    public const int S_IFDIR = 0x4000;
+    public const int S_IFLNK = 0xA000;
+
+    /// <summary>
+    /// The file type of <paramref name="path"/> itself (a symlink is S_IFLNK, not its target), or null when absent.
+    /// O_PATH opens nothing: a FIFO or a device is typed, not waited on.
+    /// </summary>
+    public static int? TryGetFileType(string path)
+    {
+        FileDescriptor fd;
+        try
+        {
+            fd = Open(path, O_PATH | O_NOFOLLOW);
+        }
+        catch (SystemCallException e) when (e.Errno is Errno.ENOENT)
+        {
+            return null;
+        }
+        using (fd)
+            return GetTypeAndSize(fd).Type;
+    }
+
     /// <summary>statfs f_type of the file system holding fd.</summary>
     public static long GetFileSystemType(FileDescriptor fd)
     {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -7,13 +6,18 @@ using IpvlanCni.Network;
 
 namespace IpvlanCni.Ipam;
 
-/// <summary>An IPAM plugin executed from CNI_PATH with our environment (CNI_COMMAND set) and our stdin, as libcni does.</summary>
+/// <summary>
+/// An IPAM plugin executed from CNI_PATH with our stdin and the spec's environment for its command (as libcni's
+/// invoke builds it), killed when it outlives its deadline.
+/// </summary>
 public sealed class DelegatingIpam : IIpam
 {
     public string Type { get; }
+    public TimeSpan Timeout { get; }
 
-    public DelegatingIpam(string type)
+    public DelegatingIpam(string type, TimeSpan timeout)
     {
+        Timeout = timeout;
         // The type names an executable in CNI_PATH, never a path.
         if (type.Length == 0 || type is "." or ".." || type.Contains('/') || type.Contains('\0'))
             throw IpamJson.Invalid("ipam.type", $"\"{type}\" is not a plugin name");
@@ -58,49 +62,46 @@ public sealed class DelegatingIpam : IIpam
     byte[] Run(CniRequest request, string command)
     {
         string plugin = FindPlugin(request.PluginPaths);
-        var start = new ProcessStartInfo(plugin)
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.Environment.Clear();
-        foreach (var (k, v) in request.Environment)
-            start.Environment[k] = v;
-        start.Environment["CNI_COMMAND"] = command;
-
-        using var process = new Process { StartInfo = start };
+        ChildProcess.Outcome outcome;
         try
         {
-            process.Start();
+            outcome = ChildProcess.Run(plugin, [], Environment(request, command), request.ConfigBytes, Timeout);
+        }
+        catch (ChildProcessTimeoutException e)
+        {
+            throw new CniException(CniErrorCode.IpamPluginFailed, $"IPAM plugin {plugin} {command}: {e.Message}", inner: e);
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException)
         {
-            throw new CniException(CniErrorCode.IpamPluginFailed, $"IPAM plugin {plugin}: cannot start: {e.Message}", inner: e);
+            throw new CniException(CniErrorCode.IpamPluginFailed, $"IPAM plugin {plugin}: cannot start: {e.GetType().Name}", inner: e);
         }
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var stdout = new MemoryStream();
-        var copy = process.StandardOutput.BaseStream.CopyToAsync(stdout);
-        try
+        if (outcome.ExitCode != 0)
         {
-            process.StandardInput.BaseStream.Write(request.ConfigBytes);
-            process.StandardInput.Close();
-        }
-        catch (IOException)
-        {
-            // The plugin exited without reading stdin; its exit status and output tell why.
-        }
-        copy.GetAwaiter().GetResult();
-        process.WaitForExit();
-        var output = stdout.ToArray();
-        if (process.ExitCode != 0)
-        {
-            if (CniErrorJson.TryRead(output, out var error))
+            if (CniErrorJson.TryRead(outcome.Output, out var error))
                 throw error;
             throw new CniException(CniErrorCode.IpamPluginFailed,
-                $"IPAM plugin {plugin} {command} failed with exit status {process.ExitCode}", stderr.GetAwaiter().GetResult().Trim());
+                $"IPAM plugin {plugin} {command} failed with exit status {outcome.ExitCode}", outcome.Error);
         }
-        return output;
+        return outcome.Output;
+    }
+
+    /// <summary>
+    /// The caller's environment with the spec's variables for this call set from the parsed request, not copied: a
+    /// GC's or a rollback's release names the attachment it releases, whatever the invocation's own environment held.
+    /// </summary>
+    static Dictionary<string, string> Environment(CniRequest request, string command)
+    {
+        var environment = new Dictionary<string, string>(request.Environment, StringComparer.Ordinal);
+        foreach (string key in (string[])["CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"])
+            environment.Remove(key);
+        environment["CNI_COMMAND"] = command;
+        environment["CNI_PATH"] = string.Join(':', request.PluginPaths);
+        if (command is "ADD" or "DEL" or "CHECK" && request.HasAttachment)
+        {
+            environment["CNI_CONTAINERID"] = request.ContainerId;
+            environment["CNI_IFNAME"] = request.IfName;
+            environment["CNI_NETNS"] = request.NetnsPath;
+        }
+        return environment;
     }
 }

@@ -21,6 +21,12 @@ public sealed record Reservation(IPAddress Address, string ContainerId, string? 
 internal sealed class DiskStore : IDisposable
 {
     public const string LineBreak = "\r\n";
+
+    /// <summary>The content of a reservation file, as host-local writes it: the trimmed container ID, CRLF, the ifname.</summary>
+    public static string Key(string containerId, string ifName) => LegacyKey(containerId) + LineBreak + ifName;
+
+    /// <summary>The content of a reservation file of host-local before 0.8 (the container ID only).</summary>
+    public static string LegacyKey(string containerId) => containerId.Trim();
     const string LastReservedPrefix = "last_reserved_ip.";
     const string TempPrefix = ".ipvlan-cni-tmp.";
     const UnixFileMode DirMode = (UnixFileMode)0b111_101_101;   // 0755, os.MkdirAll(dir, 0755)
@@ -40,6 +46,23 @@ internal sealed class DiskStore : IDisposable
         _lock = held;
     }
 
+    /// <summary>
+    /// Refuses (code 7) a dataDir the store could not safely use, before ADD records or changes anything: a failure
+    /// found only at the reservation would fail the rollback's release too.
+    /// </summary>
+    public static HostLocalConfig CheckDataDir(HostLocalConfig config)
+    {
+        try
+        {
+            DirectoryHandle.OpenOrCreate(config.DataDir, (int)DirMode).Dispose();
+        }
+        catch (UnsafePathException e)
+        {
+            throw new CniException(CniErrorCode.InvalidNetworkConfig, $"ipam.dataDir: \"{CniNames.Truncate(config.DataDir)}\": {e.Message}");
+        }
+        return config;
+    }
+
     public static DiskStore Open(string dataDir, string network)
     {
         if (!OperatingSystem.IsLinux())
@@ -47,9 +70,17 @@ internal sealed class DiskStore : IDisposable
         string dir = Path.Join(dataDir, HostLocalConfig.ValidateNetworkName(network));
         try
         {
-            System.IO.Directory.CreateDirectory(dir, DirMode);
-            if (new DirectoryInfo(dir).LinkTarget is not null)
-                throw new CniException(CniErrorCode.IoFailure, $"IPAM store {dir} is a symlink; refusing to use it");
+            // dataDir and the network's folder are created (0755, as the reference) and opened without following a
+            // symlink in the part created or written through; a symlink, a file or a relative path there is code 7.
+            try
+            {
+                using var data = DirectoryHandle.OpenOrCreate(dataDir, (int)DirMode);
+                using var _ = data.OpenChild(network, create: true, (int)DirMode);
+            }
+            catch (UnsafePathException e)
+            {
+                throw new CniException(CniErrorCode.InvalidNetworkConfig, $"ipam.dataDir: \"{CniNames.Truncate(dataDir)}\": {e.Message}");
+            }
             var lockFile = FileLock.Open(Path.Join(dir, "lock"), LockMode);
             try
             {
@@ -84,7 +115,7 @@ internal sealed class DiskStore : IDisposable
         string target = PathOf(ip);
         if (EntryExists(target))
             return false;
-        var content = Encoding.UTF8.GetBytes(containerId.Trim() + LineBreak + ifName);
+        var content = Encoding.UTF8.GetBytes(Key(containerId, ifName));
         string temp = WriteTemp(content);
         try
         {

@@ -26,8 +26,7 @@ public sealed record HostLocalConfig
             throw IpamJson.WrongType(p, "an object", ipam);
         string name = ValidateNetworkName(request.Config.Name);
 
-        using var doc = IpamJson.ParseConfig(request.ConfigBytes);
-        var root = doc.RootElement;
+        var root = request.Root.Element;
 
         var requested = new List<IPAddress>();
         void AddRequested(IPAddress ip)
@@ -84,14 +83,8 @@ public sealed record HostLocalConfig
         };
     }
 
-    /// <summary>The network name becomes a directory name: the spec's charset, and never "." or "..".</summary>
-    public static string ValidateNetworkName(string name)
-    {
-        if (name.Length == 0 || name is "." or ".." || name.Length > 255 ||
-            name.AsSpan().ContainsAnyExcept("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"))
-            throw IpamJson.Invalid("name", $"\"{name}\" is not a valid network name (letters, digits, '_', '.', '-')");
-        return name;
-    }
+    /// <summary>The network name becomes a directory name: the one check of a network name (<see cref="NetworkName"/>).</summary>
+    public static string ValidateNetworkName(string name) => NetworkName.Parse(name, "name").Value;
 
     static bool IsAtLeast030(string version)
     {

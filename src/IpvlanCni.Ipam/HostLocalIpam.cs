@@ -5,8 +5,12 @@ using IpvlanCni.Network;
 namespace IpvlanCni.Ipam;
 
 /// <summary>The reference host-local allocator over its on-disk store, interoperable with host-local 1.1.1 on one store.</summary>
-public sealed class HostLocalIpam(HostLocalConfig config) : IIpam
+public sealed class HostLocalIpam(HostLocalConfig config, NodeAddresses node) : IIpam
 {
+    public HostLocalIpam(HostLocalConfig config) : this(config, NodeAddresses.None)
+    {
+    }
+
     public HostLocalConfig Config { get; } = config;
 
     public CniResult Allocate(CniRequest request)
@@ -54,6 +58,8 @@ public sealed class HostLocalIpam(HostLocalConfig config) : IIpam
             var range = set.RangeFor(wanted)!;
             if (wanted.Equals(range.Gateway))
                 throw new CniException(CniErrorCode.InvalidNetworkConfig, $"requested ip {IpMath.Format(wanted)} is subnet's gateway");
+            if (node.Holds(wanted))
+                throw node.Refusal(wanted, "requested ip");
             if (!store.Reserve(id, ifName, wanted, index))
                 throw new CniException(CniErrorCode.Internal,
                     $"requested IP address {IpMath.Format(wanted)} is not available in range set {set}");
@@ -61,14 +67,14 @@ public sealed class HostLocalIpam(HostLocalConfig config) : IIpam
         }
 
         // The spec forbids a second allocation for the same attachment.
-        string key = id.Trim() + DiskStore.LineBreak + ifName, oldKey = id.Trim();
+        string key = DiskStore.Key(id, ifName), oldKey = DiskStore.LegacyKey(id);
         foreach (var r in store.List())
             if ((r.Key == key || r.Key == oldKey) && set.Contains(r.Address))
                 throw new CniException(CniErrorCode.Internal,
                     $"{IpMath.Format(r.Address)} has been allocated to {id}, duplicate allocation is not allowed");
 
         foreach (var (range, ip) in Candidates(set, store.LastReserved(index)))
-            if (store.Reserve(id, ifName, ip, index))
+            if (!node.Holds(ip) && store.Reserve(id, ifName, ip, index))
                 return new CniIpConfig(new IpPrefix(ip, range.Subnet.PrefixLength)) { Gateway = range.Gateway };
 
         throw new CniException(CniErrorCode.AddressesExhausted, $"no IP addresses available in range set: {set}");
@@ -122,9 +128,9 @@ public sealed class HostLocalIpam(HostLocalConfig config) : IIpam
     static List<string> ReleaseById(DiskStore store, string id, string ifName)
     {
         var errors = new List<string>();
-        string key = id.Trim() + DiskStore.LineBreak + ifName;
+        string key = DiskStore.Key(id, ifName);
         if (ReleaseWhere(store, r => r.Key == key, errors) == 0)
-            ReleaseWhere(store, r => r.Key == id.Trim(), errors);
+            ReleaseWhere(store, r => r.Key == DiskStore.LegacyKey(id), errors);
         return errors;
     }
 
@@ -149,7 +155,7 @@ public sealed class HostLocalIpam(HostLocalConfig config) : IIpam
     public void Check(CniRequest request)
     {
         using var store = DiskStore.Open(Config.DataDir, Config.Name);
-        string key = request.ContainerId.Trim() + DiskStore.LineBreak + request.IfName, oldKey = request.ContainerId.Trim();
+        string key = DiskStore.Key(request.ContainerId, request.IfName), oldKey = DiskStore.LegacyKey(request.ContainerId);
         var mine = store.List().Where(r => r.Key == key || r.Key == oldKey).Select(r => r.Address).ToHashSet();
         if (mine.Count == 0)
             throw new CniException(CniErrorCode.UnknownContainer, $"host-local: Failed to find address added by container {request.ContainerId}");
@@ -178,8 +184,8 @@ public sealed class HostLocalIpam(HostLocalConfig config) : IIpam
     public void GarbageCollect(CniRequest request, IReadOnlyList<GcAttachment> validAttachments)
     {
         using var store = DiskStore.Open(Config.DataDir, Config.Name);
-        var keys = validAttachments.Select(a => a.ContainerId.Trim() + DiskStore.LineBreak + a.IfName).ToHashSet(StringComparer.Ordinal);
-        var ids = validAttachments.Select(a => a.ContainerId.Trim()).ToHashSet(StringComparer.Ordinal);
+        var keys = validAttachments.Select(a => DiskStore.Key(a.ContainerId, a.IfName)).ToHashSet(StringComparer.Ordinal);
+        var ids = validAttachments.Select(a => DiskStore.LegacyKey(a.ContainerId)).ToHashSet(StringComparer.Ordinal);
         var errors = new List<string>();
         // Old-format files name only the container: kept while any of its attachments is valid. Truncated or garbage
         // content matches nothing valid and is released.

@@ -24,19 +24,26 @@ public interface IIpam
 
 public static class IpamFactory
 {
-    /// <summary>By ipam.type: "host-local", "static", "ipvlan-cni-dhcp" and "ipvlan-cni-ipam" built in, anything else executed from CNI_PATH.</summary>
-    public static IIpam Create(JsonElement ipam, CniRequest request)
+    /// <summary>How long a delegated IPAM plugin may run when the configuration does not say.</summary>
+    public static readonly TimeSpan DefaultDelegateTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// By ipam.type: "host-local", "static", "ipvlan-cni-dhcp" and "ipvlan-cni-ipam" built in, anything else executed from CNI_PATH (killed after
+    /// <paramref name="delegateTimeout"/>).
+    /// </summary>
+    /// <param name="node">For ADD: addresses the built-in IPAMs never hand out (the plugin checks a delegate's answer).</param>
+    public static IIpam Create(JsonElement ipam, CniRequest request, TimeSpan? delegateTimeout = null, NodeAddresses? node = null)
     {
         if (ipam.ValueKind != JsonValueKind.Object)
             throw IpamJson.WrongType("ipam", "an object", ipam);
         string type = IpamJson.GetString(ipam, "type", "ipam") ?? throw IpamJson.Invalid("ipam.type", "missing");
         return type switch
         {
-            "host-local" => new HostLocalIpam(HostLocalConfig.Parse(ipam, request)),
-            "static" => new StaticIpam(StaticConfig.Parse(ipam, request)),
+            "host-local" => new HostLocalIpam(DiskStore.CheckDataDir(HostLocalConfig.Parse(ipam, request)), node ?? NodeAddresses.None),
+            "static" => new StaticIpam(StaticConfig.Parse(ipam, request), node ?? NodeAddresses.None),
             DhcpAgentIpam.TypeName => DhcpAgentIpam.Parse(ipam),
             ClusterAgentIpam.TypeName => ClusterAgentIpam.Parse(ipam, request),
-            _ => new DelegatingIpam(type),
+            _ => new DelegatingIpam(type, delegateTimeout ?? DefaultDelegateTimeout),
         };
     }
 }

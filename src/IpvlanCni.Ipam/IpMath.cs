@@ -99,59 +99,16 @@ public static class IpMath
         return sb.ToString();
     }
 
-    /// <summary>Go's net.ParseIP: a dotted quad without leading zeros, or IPv6 without a zone; IPv4-mapped becomes IPv4.</summary>
+    /// <summary>Go's net.ParseIP (the one parser, <see cref="IpText"/>).</summary>
     public static bool TryParse(string? text, out IPAddress address)
     {
-        address = IPAddress.None;
-        if (string.IsNullOrEmpty(text) || text.Contains('%') || text.Contains('/'))
-            return false;
-        if (!text.Contains(':'))
-        {
-            var parts = text.Split('.');
-            if (parts.Length != 4)
-                return false;
-            Span<byte> b = stackalloc byte[4];
-            for (int i = 0; i < 4; i++)
-            {
-                var s = parts[i];
-                if (s.Length is 0 or > 3 || s.AsSpan().ContainsAnyExceptInRange('0', '9') || (s.Length > 1 && s[0] == '0'))
-                    return false;
-                int v = int.Parse(s, NumberStyles.None, CultureInfo.InvariantCulture);
-                if (v > 255)
-                    return false;
-                b[i] = (byte)v;
-            }
-            address = new IPAddress(b);
-            return true;
-        }
-        if (!IPAddress.TryParse(text, out var parsed) || parsed.AddressFamily != AddressFamily.InterNetworkV6 || parsed.ScopeId != 0)
-            return false;
-        address = Canonical(parsed);
-        return true;
+        bool parsed = IpText.TryParseAddress(text, out var value);
+        address = value ?? IPAddress.None;
+        return parsed;
     }
 
     /// <summary>Go's net.ParseCIDR, keeping the host bits of the address (as CNI's types.ParseCIDR does).</summary>
-    public static bool TryParseCidr(string? text, out IpPrefix prefix)
-    {
-        prefix = default;
-        int slash = text?.IndexOf('/') ?? -1;
-        if (text is null || slash <= 0)
-            return false;
-        var lengthText = text.AsSpan(slash + 1);
-        if (lengthText.Length is 0 or > 3 || lengthText.ContainsAnyExceptInRange('0', '9'))
-            return false;
-        int length = int.Parse(lengthText, NumberStyles.None, CultureInfo.InvariantCulture);
-        var addressText = text[..slash];
-        if (!TryParse(addressText, out var address))
-            return false;
-        // "::ffff:10.0.0.0/120" names an IPv6 prefix whose address Go would shorten to IPv4: a family mismatch.
-        if (address.AddressFamily == AddressFamily.InterNetwork && addressText.Contains(':'))
-            return false;
-        if (length > Bits(address.AddressFamily))
-            return false;
-        prefix = new IpPrefix(address, length);
-        return true;
-    }
+    public static bool TryParseCidr(string? text, out IpPrefix prefix) => IpText.TryParsePrefix(text, out prefix);
 
     public static string Format(IpPrefix prefix) => $"{Format(prefix.Address)}/{prefix.PrefixLength}";
 }

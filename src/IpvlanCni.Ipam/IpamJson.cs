@@ -18,25 +18,11 @@ internal static class IpamJson
     public static CniException WrongType(string path, string expected, JsonElement got) =>
         new(CniErrorCode.DecodeFailure, $"{path}: expected {expected}, got {got.ValueKind}");
 
-    /// <summary>The member, or false when it is absent or null.</summary>
+    /// <summary>The member, or false when it is absent or null: keys matched as Go does (<see cref="CniConfigReader.TryGetMember"/>).</summary>
     public static bool TryGet(JsonElement obj, string name, out JsonElement value)
     {
         value = default;
-        if (obj.ValueKind != JsonValueKind.Object)
-            return false;
-        if (!obj.TryGetProperty(name, out value))
-        {
-            bool found = false;
-            foreach (var p in obj.EnumerateObject())
-                if (string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase))
-                {
-                    value = p.Value;
-                    found = true;
-                }
-            if (!found)
-                return false;
-        }
-        return value.ValueKind != JsonValueKind.Null;
+        return obj.ValueKind == JsonValueKind.Object && CniConfigReader.TryGetMember(obj, name, out value);
     }
 
     public static string? GetString(JsonElement obj, string name, string path)
@@ -116,33 +102,6 @@ internal static class IpamJson
             });
         }
         return routes;
-    }
-
-    public static CniDns ParseDns(JsonElement obj, string path) => new()
-    {
-        Nameservers = GetStrings(obj, "nameservers", path),
-        Domain = GetString(obj, "domain", path),
-        Search = GetStrings(obj, "search", path),
-        Options = GetStrings(obj, "options", path),
-    };
-
-    /// <summary>The top level of the network config (stdin), for args and runtimeConfig.</summary>
-    public static JsonDocument ParseConfig(byte[] bytes)
-    {
-        try
-        {
-            var doc = JsonDocument.Parse(bytes);
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                doc.Dispose();
-                throw new CniException(CniErrorCode.DecodeFailure, "network config: expected a JSON object");
-            }
-            return doc;
-        }
-        catch (JsonException e)
-        {
-            throw new CniException(CniErrorCode.DecodeFailure, $"network config: {e.Message}", inner: e);
-        }
     }
 
     /// <summary>CNI_ARGS values for a key (exact, as types.LoadArgs matches the Go field name), comma lists split.</summary>

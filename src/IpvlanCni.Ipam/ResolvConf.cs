@@ -1,22 +1,34 @@
 using IpvlanCni.Cni;
+using IpvlanCni.Interop;
 
 namespace IpvlanCni.Ipam;
 
 /// <summary>host-local's resolvConf option: nameserver, domain, search and options lines become the result's dns.</summary>
 public static class ResolvConf
 {
+    /// <summary>The reference reads at most this much of a file (and so do we, of any file a configuration names).</summary>
+    public const int MaxBytes = 64 * 1024;
+
+    /// <summary>
+    /// Reads the file a configuration names: it must be a regular file of at most 64 KiB. Opened non-blocking and
+    /// typed before any read, so a FIFO, a device (/dev/zero) or a socket is refused at once instead of waited on.
+    /// </summary>
     public static CniDns Parse(string path)
     {
-        string[] lines;
+        byte[]? bytes;
+        string problem;
         try
         {
-            lines = File.ReadAllLines(path);
+            using var fd = Libc.Open(path, Libc.O_RDONLY | Libc.O_NONBLOCK | Libc.O_NOCTTY);
+            bytes = DirectoryHandle.ReadRegular(fd, MaxBytes, out problem);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (SystemCallException e)
         {
-            throw new CniException(CniErrorCode.IoFailure, $"ipam.resolvConf: cannot read {path}: {e.Message}", inner: e);
+            throw new CniException(CniErrorCode.IoFailure, $"ipam.resolvConf: cannot read \"{CniNames.Truncate(path)}\": {ErrnoInfo.Describe((int)e.Errno)}");
         }
-        return ParseLines(lines);
+        if (bytes is null)
+            throw new CniException(CniErrorCode.InvalidNetworkConfig, $"ipam.resolvConf: \"{CniNames.Truncate(path)}\" {problem}");
+        return ParseLines(System.Text.Encoding.UTF8.GetString(bytes).Split('\n'));
     }
 
     public static CniDns ParseLines(IEnumerable<string> lines)

@@ -41,8 +41,7 @@ public sealed record StaticConfig
                     addresses[k] = addresses[k] with { Gateway = gw };
         }
 
-        using var doc = IpamJson.ParseConfig(request.ConfigBytes);
-        var root = doc.RootElement;
+        var root = request.Root.Element;
         if (IpamJson.GetObject(root, "args", "") is { } args && IpamJson.GetObject(args, "cni", "args") is { } cniArgs &&
             IpamJson.GetStrings(cniArgs, "ips", "args.cni") is { Count: > 0 } argIps)
             addresses = argIps.Select((s, k) => Address(s, $"args.cni.ips[{k}]", null)).ToList();
@@ -53,7 +52,7 @@ public sealed record StaticConfig
         {
             Addresses = addresses,
             Routes = IpamJson.ParseRoutes(ipam, p),
-            Dns = IpamJson.GetObject(ipam, "dns", p) is { } dns ? IpamJson.ParseDns(dns, $"{p}.dns") : new CniDns(),
+            Dns = IpamJson.GetObject(ipam, "dns", p) is { } dns ? CniResultJson.ReadDns(new CniConfigReader(dns, $"{p}.dns")) : new CniDns(),
         };
     }
 
@@ -62,13 +61,17 @@ public sealed record StaticConfig
 }
 
 /// <summary>Fixed addresses from the config: nothing is stored, so DEL and GC have nothing to do.</summary>
-public sealed class StaticIpam(StaticConfig config) : IIpam
+public sealed class StaticIpam(StaticConfig config, NodeAddresses node) : IIpam
 {
+    public StaticIpam(StaticConfig config) : this(config, NodeAddresses.None)
+    {
+    }
+
     public StaticConfig Config { get; } = config;
 
     public CniResult Allocate(CniRequest request) => new()
     {
-        Ips = [.. Config.Addresses],
+        Ips = [.. Config.Addresses.Select(a => node.Holds(a.Address.Address) ? throw node.Refusal(a.Address.Address, "ipam.addresses") : a)],
         Routes = [.. Config.Routes],
         Dns = Config.Dns with { Nameservers = [.. Config.Dns.Nameservers], Search = [.. Config.Dns.Search], Options = [.. Config.Dns.Options] },
     };

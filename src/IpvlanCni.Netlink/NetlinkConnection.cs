@@ -87,13 +87,13 @@ public sealed class NetlinkConnection(INetlinkTransport transport) : IDisposable
                                 return null;
                             throw new NetlinkException(operation, error.Errno, error.ExtendedAck);
                         case NetlinkMessageType.Done:
-                            // A dump that failed part way reports -errno in the int after the header.
+                            // A dump that failed reports -errno in the int after the header, and the ext-ack TLVs after that.
                             if (reader.Payload.Length >= sizeof(int))
                             {
                                 int status = BinaryPrimitives.ReadInt32LittleEndian(reader.Payload);
                                 if (status < 0)
                                 {
-                                    var done = NetlinkError.Decode(reader.Payload, reader.Flags);
+                                    var done = NetlinkError.DecodeDone(reader.Payload, reader.Flags);
                                     if (notFoundIsAnswer && NetlinkException.IsNotFoundErrno(done.Errno))
                                         return null;
                                     throw new NetlinkException(operation, done.Errno, done.ExtendedAck);

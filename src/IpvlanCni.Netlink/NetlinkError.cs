@@ -37,4 +37,24 @@ public readonly record struct NetlinkError(int Errno, string? ExtendedAck)
         // The kernel sends -errno.
         return new NetlinkError(-error, text);
     }
+
+    /// <summary>
+    /// Decodes the payload of the NLMSG_DONE that ends a failed dump: int -errno, then (NLM_F_ACK_TLVS) the
+    /// NLMSGERR_ATTR_* TLVs right after it; no echoed request (net/netlink/af_netlink.c, netlink_dump_done).
+    /// </summary>
+    public static NetlinkError DecodeDone(ReadOnlySpan<byte> payload, NetlinkMessageFlags flags)
+    {
+        if (payload.Length < sizeof(int))
+            throw new NetlinkDecodeException($"NLMSG_DONE: {payload.Length} bytes, need at least 4");
+        int error = BinaryPrimitives.ReadInt32LittleEndian(payload);
+        string? text = null;
+        if ((flags & NetlinkMessageFlags.AckTlvs) != 0)
+        {
+            var reader = new AttributeReader(payload[sizeof(int)..]);
+            while (reader.Next())
+                if (reader.TypeAs<ExtendedAckAttribute>() == ExtendedAckAttribute.Message)
+                    text = reader.GetString();
+        }
+        return new NetlinkError(-error, text);
+    }
 }

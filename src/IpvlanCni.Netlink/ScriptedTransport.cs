@@ -35,6 +35,10 @@ public sealed class ScriptedTransport(uint portId = 0x5CE1) : INetlinkTransport
     public ScriptedTransport ReplyError(int errno, string? extendedAck = null) =>
         OnRequest(r => [NetlinkFrames.Error(r.Sequence, PortId, errno, extendedAck)]);
 
+    /// <summary>A dump the kernel ends with an error: NLMSG_DONE carrying -errno and the ext-ack text.</summary>
+    public ScriptedTransport ReplyFailedDump(int errno, string? extendedAck = null) =>
+        OnRequest(r => [NetlinkFrames.FailedDump(r.Sequence, PortId, errno, extendedAck)]);
+
     /// <summary>The reply payloads (each one message, NLM_F_MULTI, one datagram each), then NLMSG_DONE.</summary>
     public ScriptedTransport ReplyDump(NetlinkMessageType type, params byte[][] payloads) =>
         OnRequest(r => [.. payloads.Select(p => NetlinkFrames.Message(type, NetlinkMessageFlags.Multi, r.Sequence, PortId, p)), NetlinkFrames.Done(r.Sequence, PortId)]);
@@ -107,6 +111,23 @@ public static class NetlinkFrames
 
     public static byte[] Done(uint sequence, uint portId, NetlinkMessageFlags flags = NetlinkMessageFlags.Multi) =>
         Message(NetlinkMessageType.Done, flags, sequence, portId, new byte[4]);
+
+    /// <summary>
+    /// The NLMSG_DONE that ends a failed dump, as the kernel sends it (netlink_dump_done): -errno, then the ext-ack
+    /// message TLV right after it with NLM_F_ACK_TLVS; never an echoed request header.
+    /// </summary>
+    public static byte[] FailedDump(uint sequence, uint portId, int errno, string? extendedAck)
+    {
+        var flags = NetlinkMessageFlags.Multi;
+        var payload = new List<byte>(64);
+        payload.AddRange(BitConverter.GetBytes(-errno));
+        if (extendedAck is not null)
+        {
+            flags |= NetlinkMessageFlags.AckTlvs;
+            payload.AddRange(Attribute((ushort)ExtendedAckAttribute.Message, [.. System.Text.Encoding.UTF8.GetBytes(extendedAck), 0]));
+        }
+        return Message(NetlinkMessageType.Done, flags, sequence, portId, payload.ToArray());
+    }
 
     /// <summary>One nlattr with its padding.</summary>
     public static byte[] Attribute(ushort type, ReadOnlySpan<byte> value)

@@ -34,28 +34,8 @@ public readonly record struct IpPrefix
     public static IpPrefix Parse(string text) =>
         TryParse(text, out var prefix) ? prefix : throw new FormatException($"'{text}' is not an address with a prefix length (like 10.1.1.5/24)");
 
-    /// <summary>"a.b.c.d/n" or "x::y/n"; a bare address is not accepted (the length matters everywhere we use it).</summary>
-    public static bool TryParse([NotNullWhen(true)] string? text, out IpPrefix prefix)
-    {
-        prefix = default;
-        int slash = text?.IndexOf('/') ?? -1;
-        if (text is null || slash <= 0 || slash == text.Length - 1)
-            return false;
-        var lengthText = text.AsSpan(slash + 1);
-        if (lengthText.Length > 3 || lengthText.ContainsAnyExceptInRange('0', '9') ||
-            !int.TryParse(lengthText, NumberStyles.None, CultureInfo.InvariantCulture, out int length))
-            return false;
-        var addressText = text.AsSpan(0, slash);
-        // IPAddress.TryParse accepts "1" or "1.2" as IPv4 shorthands and scope ids; a CIDR never means those.
-        if (addressText.Contains('%') || (!addressText.Contains(':') && addressText.Count('.') != 3))
-            return false;
-        if (!IPAddress.TryParse(addressText, out var address))
-            return false;
-        if (length > (address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128))
-            return false;
-        prefix = new IpPrefix(address, length);
-        return true;
-    }
+    /// <summary>"a.b.c.d/n" or "x::y/n" by Go's rules (<see cref="IpText"/>); a bare address is not accepted.</summary>
+    public static bool TryParse([NotNullWhen(true)] string? text, out IpPrefix prefix) => IpText.TryParsePrefix(text, out prefix);
 
     public bool Contains(IPAddress address) =>
         address.AddressFamily == Family && Mask(address, PrefixLength).Equals(Network.Address);

@@ -31,6 +31,8 @@ public sealed record LinkInfo
     public IpvlanMode? IpvlanMode { get; init; }
     public IpvlanFlag? IpvlanFlag { get; init; }
     public ushort? VlanId { get; init; }
+    /// <summary>IFLA_IFALIAS, the free-text label a link may carry; null when none.</summary>
+    public string? Alias { get; init; }
 }
 
 /// <summary>A link to create. Links are created with NLM_F_CREATE|NLM_F_EXCL.</summary>
@@ -61,6 +63,8 @@ public sealed record LinkChange
     public bool? NoArp { get; init; }
     /// <summary>IPv4 arp_notify (net.ipv4.conf.&lt;name&gt;.arp_notify): a gratuitous ARP when the link comes up.</summary>
     public bool? ArpNotify { get; init; }
+    /// <summary>IFLA_IFALIAS (the kernel ignores it in a create, so it is a change).</summary>
+    public string? Alias { get; init; }
     /// <summary>Move the link into this namespace.</summary>
     public NetNamespace? Namespace { get; init; }
 }

@@ -36,24 +36,40 @@ public sealed class NetNamespace : IDisposable
         }
     }
 
-    /// <summary>Opens a namespace file; throws <see cref="NamespaceException"/> when it is not an nsfs mount.</summary>
+    /// <summary>
+    /// Opens a namespace file; throws <see cref="NamespaceException"/> when it is not an nsfs mount. The path is the
+    /// request's: it is first opened O_PATH (which never blocks, not even on a FIFO, and reads nothing) and checked
+    /// with fstatfs; only a namespace file is then reopened for use (setns and IFLA_NET_NS_FD refuse O_PATH fds).
+    /// </summary>
     public static NetNamespace Open(string path)
     {
-        FileDescriptor fd;
+        FileDescriptor probe;
         try
         {
-            fd = Libc.Open(path);
+            probe = Libc.Open(path, Libc.O_PATH | Libc.O_NONBLOCK);
         }
         catch (SystemCallException e)
         {
-            throw new NamespaceException($"open namespace {path}: {e.Message}", (int)e.Errno);
+            throw new NamespaceException($"\"{Truncate(path)}\" cannot be opened: {e.Message}", (int)e.Errno);
+        }
+        FileDescriptor fd;
+        using (probe)
+        {
+            try
+            {
+                // A plain file (say, a /run/netns entry whose bind mount is gone) must not pass for a namespace.
+                long type = Libc.GetFileSystemType(probe);
+                if (type != Libc.NSFS_MAGIC)
+                    throw new NamespaceException($"\"{Truncate(path)}\" is not a namespace file (file system 0x{type:x}, not nsfs)", (int)Errno.EINVAL);
+                fd = Libc.Open($"/proc/self/fd/{probe.Value}", Libc.O_RDONLY | Libc.O_NONBLOCK);
+            }
+            catch (SystemCallException e)
+            {
+                throw new NamespaceException($"\"{Truncate(path)}\": {e.Message}", (int)e.Errno);
+            }
         }
         try
         {
-            // A plain file (say, a /run/netns entry whose bind mount is gone) must not pass for a namespace.
-            long type = Libc.GetFileSystemType(fd);
-            if (type != Libc.NSFS_MAGIC)
-                throw new NamespaceException($"{path} is not a namespace file (file system 0x{type:x}, not nsfs)", (int)Errno.EINVAL);
             // /proc/self/ns/mnt is nsfs too: only a network namespace will do for setns(CLONE_NEWNET).
             if (Libc.GetNamespaceType(fd) != Libc.CLONE_NEWNET)
                 throw new NamespaceException($"{path} is a namespace, but not a network namespace", (int)Errno.EINVAL);
@@ -235,6 +251,8 @@ public sealed class NetNamespace : IDisposable
         failure?.Throw();
         return result;
     }
+
+    static string Truncate(string value) => value.Length <= 256 ? value : string.Concat(value.AsSpan(0, 256), "...");
 
     static string NamedPath(string name)
     {

@@ -15,7 +15,7 @@ namespace IpvlanCni.Plugin;
 static class HostSide
 {
     /// <summary>"ipvlh" + the master's ifindex: stable across ADDs, at most 15 bytes.</summary>
-    public static string DefaultInterfaceName(LinkInfo master) => $"ipvlh{master.Index}";
+    public static InterfaceName DefaultInterfaceName(LinkInfo master) => InterfaceName.Parse($"ipvlh{master.Index}", "hostAccess.interface");
 
     /// <summary>The addresses the host-side slave carries for this pod's families.</summary>
     public static List<IPAddress> Addresses(PluginConfig config, RouteClient host, CniResult ipam)
@@ -53,8 +53,9 @@ static class HostSide
     /// </summary>
     public static LinkInfo Ensure(PluginConfig config, LinkInfo master, RouteClient host, StateStore store, IReadOnlyList<IPAddress> addresses)
     {
-        string name = config.HostAccess?.Interface ?? DefaultInterfaceName(master);
-        var record = store.TryLoadMaster(master.Name) ?? new MasterRecord { Name = master.Name };
+        var name = config.HostAccess?.Interface ?? DefaultInterfaceName(master);
+        var masterName = InterfaceName.Parse(master.Name, "master");
+        var record = store.TryLoadMaster(masterName) ?? new MasterRecord { Name = masterName };
         if (record.HostInterface is { } known && known != name)
             throw PluginConfig.Invalid("hostAccess.interface", $"master \"{master.Name}\" already has host-side interface \"{known}\"; every network on one master must use the same one");
 
@@ -102,7 +103,7 @@ static class HostSide
         new(IpPrefix.Host(podAddress.Address)) { LinkIndex = hostLinkIndex, Scope = RouteScope.Link };
 
     /// <summary>Removes one pod's host routes; already-gone routes and links are not errors.</summary>
-    public static void DeletePodRoutes(RouteClient host, string hostInterface, IEnumerable<IpPrefix> podAddresses)
+    public static void DeletePodRoutes(RouteClient host, InterfaceName hostInterface, IEnumerable<IpPrefix> podAddresses)
     {
         if (host.TryGetLink(hostInterface) is not { } link)
             return;
@@ -118,10 +119,15 @@ static class HostSide
         }
     }
 
-    /// <summary>With the master's last pod gone: remove what the plugin added, and the slave if it created it.</summary>
-    public static void Release(RouteClient host, StateStore store, MasterRecord record)
+    /// <summary>
+    /// With the master's last pod gone: remove what the plugin added, and the slave if it created it. Only while the
+    /// live link is still that slave (ipvlan, on this master): a link someone put under the name since is not ours.
+    /// </summary>
+    public static void Release(RouteClient host, MasterRecord record, LinkInfo? master)
     {
         if (record.HostInterface is not { } name || host.TryGetLink(name) is not { } link)
+            return;
+        if (master is null || link.Kind != "ipvlan" || link.ParentIndex != master.Index)
             return;
         if (record.CreatedHostInterface)
         {

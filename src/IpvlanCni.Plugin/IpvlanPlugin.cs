@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using IpvlanCni.Cni;
+using IpvlanCni.Interop;
 using IpvlanCni.Ipam;
 using IpvlanCni.Netlink;
 using IpvlanCni.Network;
@@ -16,11 +17,12 @@ public sealed class IpvlanPlugin : ICniPlugin
 {
     public CniResult Add(CniRequest request)
     {
-        var config = PluginConfig.Parse(request);
+        var config = Parse(request);
         ValidateForAdd(config);
+        // Everything the request names is opened (bounded, never blocking) before the node lock is taken.
         using var podNs = OpenPodNamespace(request.NetnsPath);
-        var store = new StateStore(config.StateDir);
-        using var nodeLock = store.Lock();
+        using var store = StateStore.Open(config.StateDir);
+        using var nodeLock = store.Lock(config.Timeouts.Lock);
         using var pod = RouteClient.OpenIn(podNs);
         using var host = config.LinkInContainer ? RouteClient.OpenIn(podNs) : RouteClient.Open();
 
@@ -30,19 +32,22 @@ public sealed class IpvlanPlugin : ICniPlugin
         if (pod.TryGetLink(request.IfName) is not null)
             throw new CniException(CniErrorCode.AlreadyExists, $"CNI_IFNAME: interface \"{request.IfName}\" already exists in {request.NetnsPath}");
 
-        string masterName = Masters.ResolveName(config, host);
+        var masterName = Masters.ResolveName(config, host);
         var record = new AttachmentRecord
         {
             Network = config.Network.Name,
             ContainerId = request.ContainerId,
             IfName = request.IfName,
             NetnsPath = request.NetnsPath,
+            Netns = new NamespaceIdentity(podNs.Device, podNs.Inode),
             Master = masterName,
             TemporaryName = TemporaryName(),
-            PortSetting = PortSetting(config),
             LinkInContainer = config.LinkInContainer,
         };
-        var ipam = config.Ipam is { } ipamConfig ? IpamFactory.Create(ipamConfig, request) : null;
+        // The addresses the node holds: its namespace's, and with linkInContainer also the master's namespace's.
+        using var node = config.LinkInContainer ? RouteClient.Open() : null;
+        var nodeAddresses = node is null ? NodeAddresses.Read(host) : NodeAddresses.Read(node, host);
+        var ipam = config.Ipam is { } ipamConfig ? IpamFactory.Create(ipamConfig, request, config.Timeouts.Ipam, nodeAddresses) : null;
         // Before the record: a missing IPAM plugin would also fail the rollback's release and strand the record.
         if (ipam is DelegatingIpam delegating)
             delegating.FindPlugin(request.PluginPaths);
@@ -51,6 +56,9 @@ public sealed class IpvlanPlugin : ICniPlugin
         try
         {
             Reach("recorded");
+            // Node-wide, before anything is created on the master: no network's last DEL removes it under this pod.
+            if (!config.LinkInContainer)
+                store.AddUser(masterName, record);
             var master = Masters.Ensure(masterName, host, store, mayCreateVlan: !config.LinkInContainer);
             CheckMaster(config, master, host, store, record);
             Reach("master-ready");
@@ -63,6 +71,9 @@ public sealed class IpvlanPlugin : ICniPlugin
             var addresses = ipam is null ? PreviousAddresses(config) : ipam.Allocate(request);
             if (addresses.Ips.Count == 0)
                 throw new CniException(CniErrorCode.InvalidNetworkConfig, "ipam: no IP addresses to configure");
+            // The built-in IPAMs skip these already; a delegate or a prevResult does not know them.
+            if (addresses.Ips.FirstOrDefault(ip => nodeAddresses.Holds(ip.Address.Address)) is { } held)
+                throw nodeAddresses.Refusal(held.Address.Address, ipam is null ? "prevResult.ips" : "ipam");
             record = record with { Addresses = addresses.Ips.Select(ip => ip.Address.ToString()).ToList() };
             store.Save(record);
             Reach("addresses-reserved");
@@ -72,7 +83,7 @@ public sealed class IpvlanPlugin : ICniPlugin
             {
                 var hostAddresses = HostSide.Addresses(config, host, addresses);
                 var hostLink = HostSide.Ensure(config, master, host, store, hostAddresses);
-                record = record with { HostInterface = hostLink.Name };
+                record = record with { HostInterface = InterfaceName.Parse(hostLink.Name, "hostAccess.interface") };
                 store.Save(record);
                 HostSide.AddPodRoutes(host, hostLink, addresses.Ips.Select(ip => ip.Address));
                 if (config.Egress == EgressMode.Host)
@@ -81,12 +92,7 @@ public sealed class IpvlanPlugin : ICniPlugin
             }
             Reach("host-side-ready");
             if (config.IpMasq)
-            {
-                var subnets = addresses.Ips.Select(ip => ip.Address.Network).ToList();
-                record = record with { MasqueradedSubnets = subnets.Select(s => s.ToString()).ToList() };
-                store.Save(record);
-                ApplyMasquerade(config, store, master.Name);
-            }
+                record = ApplyMasquerade(config, store, record, addresses, masterName);
             Reach("nat-applied");
 
             var link = early ?? PodInterface.Create(config, master, host, pod, podNs, record, addresses, podHostRoutes, Reach);
@@ -106,7 +112,7 @@ public sealed class IpvlanPlugin : ICniPlugin
         {
             try
             {
-                Teardown(config, request, record, host, store, ipam);
+                Teardown(config, request, record, host, store, ipam, podNs);
             }
             catch (Exception rollbackFailure)
             {
@@ -118,40 +124,44 @@ public sealed class IpvlanPlugin : ICniPlugin
 
     public void Delete(CniRequest request)
     {
-        var config = PluginConfig.Parse(request);
-        var store = new StateStore(config.StateDir);
-        using var nodeLock = store.Lock();
+        var config = Parse(request);
+        using var store = StateStore.Open(config.StateDir);
         var record = store.TryLoadAttachment(config.Network.Name, request.ContainerId, request.IfName);
-        using var host = OpenHostClient(config, request.NetnsPath);
-        var ipam = config.Ipam is { } ipamConfig ? IpamFactory.Create(ipamConfig, request) : null;
-        Teardown(config, request, record, host, store, ipam);
+        // Opened before the lock: a namespace path is the request's, and opening it must not stall the node.
+        using var podNs = TryOpenNamespace(request.NetnsPath.Length > 0 ? request.NetnsPath : record?.NetnsPath);
+        using var host = OpenHostClient(config, podNs);
+        var ipam = config.Ipam is { } ipamConfig ? IpamFactory.Create(ipamConfig, request, config.Timeouts.Ipam) : null;
+        using var nodeLock = store.Lock(config.Timeouts.Lock);
+        // Read again under the lock: an ADD or DEL that held it may have changed it.
+        record = store.TryLoadAttachment(config.Network.Name, request.ContainerId, request.IfName);
+        Teardown(config, request, record, host, store, ipam, podNs);
     }
 
     public void Check(CniRequest request)
     {
-        var config = PluginConfig.Parse(request);
+        var config = Parse(request);
         var previous = config.Network.PrevResult
             ?? throw new CniException(CniErrorCode.InvalidNetworkConfig, "prevResult: CHECK needs the result of ADD");
         using var podNs = OpenPodNamespace(request.NetnsPath);
-        var store = new StateStore(config.StateDir);
+        using var store = StateStore.Open(config.StateDir);
         var record = store.TryLoadAttachment(config.Network.Name, request.ContainerId, request.IfName)
             ?? throw new CniException(CniErrorCode.UnknownContainer, $"container {request.ContainerId} has no {request.IfName} on network {config.Network.Name}");
         if (config.Ipam is { } ipamConfig)
-            IpamFactory.Create(ipamConfig, request).Check(request);
+            IpamFactory.Create(ipamConfig, request, config.Timeouts.Ipam).Check(request);
         using var host = config.LinkInContainer ? RouteClient.OpenIn(podNs) : RouteClient.Open();
         using var pod = RouteClient.OpenIn(podNs);
         Checks.Attachment(config, request, record, store.TryLoadMaster(record.Master), previous, host, pod);
         if (config.IpMasq)
         {
             var subnets = record.MasqueradedSubnets.Select(IpPrefix.Parse).ToList();
-            if (!Masquerade.ForNode().IsApplied(config.Network.Name, record.Master, subnets))
+            if (!Masquerade.ForNetwork(record.NatBackend).IsApplied(config.Network.Name, record.Master, subnets))
                 throw new CniException(CniErrorCode.NatFailed, $"ipMasq: the NAT rules of network {config.Network.Name} are missing");
         }
     }
 
     public void Status(CniRequest request)
     {
-        var config = PluginConfig.Parse(request);
+        var config = Parse(request);
         if (!config.LinkInContainer)
         {
             using var host = RouteClient.Open();
@@ -176,47 +186,61 @@ public sealed class IpvlanPlugin : ICniPlugin
                 throw new CniException(CniErrorCode.PluginNotAvailable, $"\"{vlanParent.Name}\", the parent of master \"{master.Name}\", is down");
         }
         if (config.Ipam is { } ipamConfig)
-            IpamFactory.Create(ipamConfig, request).Status(request);
+            IpamFactory.Create(ipamConfig, request, config.Timeouts.Ipam).Status(request);
     }
 
     public void GarbageCollect(CniRequest request)
     {
-        var config = PluginConfig.Parse(request);
+        var config = Parse(request);
         // Without the list every attachment would look stale: refuse rather than release everything.
         var validAttachments = config.Network.ValidAttachments
             ?? throw new CniException(CniErrorCode.InvalidNetworkConfig, $"{CniDispatcher.ValidAttachmentsKey}: GC needs the list of attachments to keep");
         var valid = validAttachments.Select(a => (a.ContainerId, a.IfName)).ToHashSet();
-        var store = new StateStore(config.StateDir);
+        using var store = StateStore.Open(config.StateDir);
         var errors = new List<string>();
-        using (store.Lock())
-        using (var host = RouteClient.Open())
+        // The stale pods' namespaces are opened before the lock (each bounded): none can stall the node under it.
+        var stale = new List<(AttachmentRecord Record, NetNamespace? Namespace)>();
+        foreach (var record in store.ListAttachments(config.Network.Name))
+            if (!valid.Contains((record.ContainerId.Value, record.IfName.Value)))
+                stale.Add((record, TryOpenNamespace(record.NetnsPath)));
+        try
         {
-            foreach (var record in store.ListAttachments(config.Network.Name))
+            using (store.Lock(config.Timeouts.Lock))
+            using (var host = RouteClient.Open())
             {
-                if (valid.Contains((record.ContainerId, record.IfName)))
-                    continue;
-                try
+                foreach (var (record, ns) in stale)
                 {
-                    // The runtime has forgotten the pod: its namespace and link are gone or about to go.
-                    var stale = request with { ContainerId = record.ContainerId, IfName = record.IfName, NetnsPath = record.NetnsPath };
-                    Teardown(config, stale, record, host, store, ipam: null);
+                    try
+                    {
+                        // Read again under the lock: a DEL may have removed it meanwhile.
+                        if (store.TryLoadAttachment(record.Network, record.ContainerId, record.IfName) is not { } current)
+                            continue;
+                        // The runtime has forgotten the pod: its namespace and link are gone or about to go.
+                        var staleRequest = request with { ContainerId = current.ContainerId, IfName = current.IfName, NetnsPath = current.NetnsPath };
+                        Teardown(config, staleRequest, current, host, store, ipam: null, ns);
+                    }
+                    catch (Exception e)
+                    {
+                        errors.Add($"{record.ContainerId}/{record.IfName}: {Describe(e)}");
+                    }
                 }
-                catch (Exception e)
-                {
-                    errors.Add($"{record.ContainerId}/{record.IfName}: {e.Message}");
-                }
+                store.DeleteTemporaries();
             }
-            store.DeleteTemporaries(config.Network.Name);
+        }
+        finally
+        {
+            foreach (var (_, ns) in stale)
+                ns?.Dispose();
         }
         if (config.Ipam is { } ipamConfig)
         {
             try
             {
-                IpamFactory.Create(ipamConfig, request).GarbageCollect(request, validAttachments);
+                IpamFactory.Create(ipamConfig, request, config.Timeouts.Ipam).GarbageCollect(request, validAttachments);
             }
             catch (Exception e)
             {
-                errors.Add($"ipam: {e.Message}");
+                errors.Add($"ipam: {Describe(e)}");
             }
         }
         if (errors.Count > 0)
@@ -224,10 +248,13 @@ public sealed class IpvlanPlugin : ICniPlugin
     }
 
     /// <summary>
-    /// Undoes an attachment, each step idempotent, in reverse order of ADD: the address reservation always, the pod
-    /// link, the pod's host routes, its record; then whatever the master's or the network's last pod leaves behind.
+    /// Undoes an attachment in reverse order of ADD, each step idempotent and removing only what is still ours: the
+    /// address reservation, the pod link (an ipvlan slave of the master, in the recorded namespace), the pod's host
+    /// routes, its NAT subnets, what the master's last user (of any network) leaves behind, its user mark, and last
+    /// the record: a kill at any point leaves the record, from which the next DEL or GC finishes the job.
     /// </summary>
-    static void Teardown(PluginConfig config, CniRequest request, AttachmentRecord? record, RouteClient host, StateStore store, IIpam? ipam)
+    static void Teardown(PluginConfig config, CniRequest request, AttachmentRecord? record, RouteClient host, StateStore store, IIpam? ipam,
+        NetNamespace? podNs)
     {
         var errors = new List<Exception>();
         void Step(Action step)
@@ -245,47 +272,99 @@ public sealed class IpvlanPlugin : ICniPlugin
         if (ipam is not null)
             Step(() => ipam.Release(request));
         else if (record is not null && config.Ipam is { } ipamConfig)
-            Step(() => IpamFactory.Create(ipamConfig, request).Release(request));
-        Step(() => PodInterface.Delete(request.NetnsPath.Length > 0 ? request.NetnsPath : record?.NetnsPath ?? "", record, request.IfName));
+            Step(() => IpamFactory.Create(ipamConfig, request, config.Timeouts.Ipam).Release(request));
+        // Without a record, a link that another attachment's record names (same namespace, same name) is that one's.
+        if (record is not null || !ClaimedByAnother(store, config, podNs, request.IfName))
+            Step(() => PodInterface.Delete(podNs, record, request.IfName, MasterIndex(config, record, host)));
         if (record?.HostInterface is { } hostInterface)
             Step(() => HostSide.DeletePodRoutes(host, hostInterface, record.Addresses.Select(IpPrefix.Parse)));
         if (errors.Count > 0)
             throw Combine(errors);
-        // A kill during a record's write leaves only its temporary, which no record names.
-        store.DeleteTemporaries(config.Network.Name);
+        // A kill during a record's write leaves only its temporary, in a folder no record is read from.
+        store.DeleteTemporaries();
         if (record is null)
             return;
-        store.Remove(record);
 
         if (record.MasqueradedSubnets.Count > 0)
         {
-            var network = store.ListAttachments(record.Network);
-            var subnets = network.SelectMany(r => r.MasqueradedSubnets).Distinct().Select(IpPrefix.Parse).ToList();
-            var masquerade = Masquerade.ForNode();
+            var others = store.EnumerateAttachments(record.Network).Where(r => !SameAttachment(r, record));
+            var subnets = others.SelectMany(r => r.MasqueradedSubnets).Distinct().Select(IpPrefix.Parse).ToList();
+            var masquerade = Masquerade.ForNetwork(record.NatBackend);
             // Pods left with no subnets (their ADD died before NAT) need no rules: the chain goes with the last subnet.
             if (subnets.Count == 0)
                 masquerade.Remove(record.Network, record.MasqueradedSubnets.Select(IpPrefix.Parse).ToList());
             else
                 masquerade.Apply(record.Network, record.Master, subnets);
         }
-        // Lazily: the first other pod on the master settles it, without reading every pod's record.
-        if (!record.LinkInContainer && !store.EnumerateAttachments().Any(r => r.Master == record.Master && !r.LinkInContainer))
+        if (!record.LinkInContainer)
         {
-            if (store.TryLoadMaster(record.Master) is { } master)
+            // Node-wide: a pod of any network, under any stateDir, keeps the master's VLAN and host-side slave.
+            if (!store.HasOtherUsers(record.Master, record))
             {
-                HostSide.Release(host, store, master);
-                if (master.CreatedVlan && host.TryGetLink(master.Name) is { Kind: "vlan" } vlan)
-                    host.DeleteLink(vlan.Index);
+                Masters.RemovePort(record.Master, host);
+                if (store.TryLoadMaster(record.Master) is { } master)
+                {
+                    var masterLink = host.TryGetLink(master.Name);
+                    HostSide.Release(host, master, masterLink);
+                    if (master.CreatedVlan && masterLink is { } vlan && Masters.IsVlanWeNamed(host, vlan, master.Name))
+                        host.DeleteLink(vlan.Index);
+                }
+                store.RemoveMaster(record.Master);
             }
-            store.RemoveMaster(record.Master);
+            store.RemoveUser(record.Master, record);
+        }
+        store.Remove(record);
+    }
+
+    static bool ClaimedByAnother(StateStore store, PluginConfig config, NetNamespace? podNs, InterfaceName ifName) =>
+        podNs is not null && store.EnumerateAttachments(config.Network.Name)
+            .Any(r => r.IfName == ifName && r.Netns is { } ns && (ns.Device, ns.Inode) == (podNs.Device, podNs.Inode));
+
+    static bool SameAttachment(AttachmentRecord a, AttachmentRecord b) =>
+        a.Network == b.Network && a.ContainerId == b.ContainerId && a.IfName == b.IfName;
+
+    /// <summary>
+    /// The ifindex of the master a pod link of ours hangs off: the recorded one, or (DEL without a record) the
+    /// configured one. Null when it cannot be known: then no link is ours to delete.
+    /// </summary>
+    static int? MasterIndex(PluginConfig config, AttachmentRecord? record, RouteClient host)
+    {
+        try
+        {
+            var name = record?.Master ?? Masters.ResolveName(config, host);
+            return host.TryGetLink(name)?.Index;
+        }
+        catch (Exception e) when (e is CniException or NetlinkException)
+        {
+            return null;
         }
     }
 
-    static void ApplyMasquerade(PluginConfig config, StateStore store, string master)
+    /// <summary>
+    /// Puts the pod's subnets into the network's NAT rules, in the backend its other pods' rules are in (chosen by
+    /// proof for the network's first), recorded before the rules change.
+    /// </summary>
+    static AttachmentRecord ApplyMasquerade(PluginConfig config, StateStore store, AttachmentRecord record, CniResult addresses, InterfaceName master)
     {
-        var subnets = store.ListAttachments(config.Network.Name)
-            .SelectMany(r => r.MasqueradedSubnets).Distinct().Select(IpPrefix.Parse).ToList();
-        Masquerade.ForNode().Apply(config.Network.Name, master, subnets);
+        var others = store.ListAttachments(config.Network.Name)
+            .Where(r => (r.ContainerId, r.IfName) != (record.ContainerId, record.IfName)).ToList();
+        var masquerade = Masquerade.ForNetwork(others.Select(r => r.NatBackend).FirstOrDefault(b => b is not null));
+        record = record with
+        {
+            MasqueradedSubnets = addresses.Ips.Select(ip => ip.Address.Network.ToString()).ToList(),
+            NatBackend = masquerade.Backend,
+        };
+        store.Save(record);
+        var subnets = others.Append(record).SelectMany(r => r.MasqueradedSubnets).Distinct().Select(IpPrefix.Parse).ToList();
+        masquerade.Apply(config.Network.Name, master, subnets);
+        return record;
+    }
+
+    static PluginConfig Parse(CniRequest request)
+    {
+        var config = PluginConfig.Parse(request);
+        Tools.Timeout = config.Timeouts.Nat;
+        return config;
     }
 
     static void ValidateForAdd(PluginConfig config)
@@ -309,14 +388,18 @@ public sealed class IpvlanPlugin : ICniPlugin
             Refuse(Masters.CurrentPortSetting(master, host, store, []));
             return;
         }
-        // The attachment being added has no link yet: asking its pod would cost a thread, a socket and a lookup.
+        // The port link answers in one round trip with what the kernel runs now, whoever changed it last.
+        if (Masters.ReadPort(master, host) is { } live)
+        {
+            Refuse(live);
+            return;
+        }
+        // No port link yet (the master's first pod of ours, or someone deleted it): ask our pods' slaves, then the
+        // slaves other tools made in this namespace; only then may a port link with our setting be created.
         var others = store.EnumerateAttachments()
             .Where(a => a.Master == master.Name && !a.LinkInContainer && (a.Network, a.ContainerId, a.IfName) != (adding.Network, adding.ContainerId, adding.IfName));
-        // Another pod of ours on this master was added with this very setting, and a different one would have been
-        // refused: the port runs it. Only a different (or unknown) setting needs a live slave asked.
-        if (others.FirstOrDefault() is { } neighbour && neighbour.PortSetting == adding.PortSetting)
-            return;
         Refuse(Masters.CurrentPortSetting(master, host, store, others));
+        Masters.CreatePort(master, host, config.Mode, config.Flag);
 
         void Refuse((IpvlanMode Mode, IpvlanFlag Flag, string Witness)? current)
         {
@@ -325,31 +408,32 @@ public sealed class IpvlanPlugin : ICniPlugin
         }
     }
 
-    static string PortSetting(PluginConfig config) => $"{Masters.Describe(config.Mode)} {Masters.Describe(config.Flag)}";
-
     static CniResult PreviousAddresses(PluginConfig config)
     {
         var previous = config.Network.PrevResult!;
         return new CniResult { Ips = previous.Ips.ToList(), Routes = previous.Routes.ToList(), Dns = previous.Dns };
     }
 
-    static RouteClient OpenHostClient(PluginConfig config, string netnsPath)
+    /// <summary>
+    /// The client for the master's namespace. With linkInContainer and the pod's namespace gone, the master went with
+    /// it, and such a network has nothing of its own on the node: the node's namespace serves for the rest of DEL.
+    /// </summary>
+    static RouteClient OpenHostClient(PluginConfig config, NetNamespace? podNs) =>
+        config.LinkInContainer && podNs is not null ? RouteClient.OpenIn(podNs) : RouteClient.Open();
+
+    /// <summary>DEL and GC: the namespace if it is still there and a network namespace, else null (its links went with it).</summary>
+    static NetNamespace? TryOpenNamespace(string? path)
     {
-        if (!config.LinkInContainer)
-            return RouteClient.Open();
-        NetNamespace ns;
+        if (string.IsNullOrEmpty(path))
+            return null;
         try
         {
-            ns = OpenPodNamespace(netnsPath);
+            return NetNamespace.Open(path);
         }
-        catch (CniException)
+        catch (NamespaceException)
         {
-            // The master went with the pod's namespace, and a link-in-container network has nothing of its own on the
-            // node: the node's namespace serves for the rest of DEL (IPAM, records).
-            return RouteClient.Open();
+            return null;
         }
-        using (ns)
-            return RouteClient.OpenIn(ns);
     }
 
     static NetNamespace OpenPodNamespace(string path)
@@ -358,22 +442,27 @@ public sealed class IpvlanPlugin : ICniPlugin
         {
             return NetNamespace.Open(path);
         }
-        catch (Exception e) when (e is NamespaceException or IOException or UnauthorizedAccessException)
+        catch (NamespaceException e)
         {
-            throw new CniException(CniErrorCode.InvalidEnvironment, $"CNI_NETNS: \"{path}\" is not a network namespace: {e.Message}");
+            throw new CniException(CniErrorCode.InvalidEnvironment, $"CNI_NETNS: {e.Message}");
         }
     }
 
     /// <summary>A name no CNI_IFNAME will collide with, like the reference plugin's random veth names.</summary>
     // Guid.NewGuid reads the kernel's random source; RandomNumberGenerator would load libssl and libcrypto
     // (about 3 MB of RSS and many milliseconds per ADD) for 5 bytes. The first 10 hex digits of a v4 GUID are random.
-    static string TemporaryName() => "ipvl" + Guid.NewGuid().ToString("N")[..10];
+    static InterfaceName TemporaryName() => InterfaceName.Parse("ipvl" + Guid.NewGuid().ToString("N")[..10], "temporary name");
 
-    static int ErrorCode(Exception e) => e is CniException cni ? cni.Code : CniErrorCode.Internal;
+    static int ErrorCode(Exception e) => CniException.From(e).Code;
+
+    /// <summary>A message in words: ours, or the failed call and errno; never a bare .NET resource key.</summary>
+    static string Describe(Exception e) => e is CniException or SystemCallException or NetlinkException or NamespaceException or UnsafePathException
+        ? e.Message
+        : $"{e.GetType().Name}: {e.Message}";
 
     static Exception Combine(List<Exception> errors) => errors.Count == 1
         ? errors[0]
-        : new CniException(ErrorCode(errors[0]), string.Join("; ", errors.Select(e => e.Message)));
+        : new CniException(ErrorCode(errors[0]), string.Join("; ", errors.Select(Describe)));
 }
 
 static class PhysicalAddressText

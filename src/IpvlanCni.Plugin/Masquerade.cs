@@ -31,30 +31,66 @@ public abstract class Masquerade
         return "IPVLAN-CNI-" + (hash >> 16).ToString("X12", CultureInfo.InvariantCulture);
     }
 
-    /// <summary>The backend the node runs: legacy iptables when its tables are in use, else nftables when it works.</summary>
+    /// <summary>The name a record keeps, so DEL, CHECK and GC use the backend that holds the network's rules.</summary>
+    public abstract string Backend { get; }
+
+    public const string Nftables = "nftables";
+    public const string IptablesLegacy = "iptables-legacy";
+    public const string Iptables = "iptables";
+
+    /// <summary>
+    /// The backend a network's rules live in: the one its records name (a network is never split across backends),
+    /// else the one the node proves it can run.
+    /// </summary>
+    public static Masquerade ForNetwork(string? recorded) => recorded switch
+    {
+        Nftables => new NftablesMasquerade(),
+        IptablesLegacy => new IptablesMasquerade(IptablesLegacy, "ip6tables-legacy"),
+        Iptables => new IptablesMasquerade(Iptables, "ip6tables"),
+        _ => ForNode(),
+    };
+
+    /// <summary>
+    /// The backend chosen by proof, not by a listing: nftables when a NAT chain with a masquerade rule can be created
+    /// in both families (nft listing tables says nothing: a kernel may autoload nf_tables and still lack its ip
+    /// family or the nat chain type), else the legacy iptables, else whatever iptables the node has.
+    /// </summary>
     public static Masquerade ForNode()
     {
-        if (LegacyTablesInUse() && Tools.Exists("iptables-legacy"))
-            return new IptablesMasquerade("iptables-legacy", "ip6tables-legacy");
-        if (Tools.Exists("nft") && Tools.Run("nft", ["list", "tables"], null).ExitCode == 0)
-            return new NftablesMasquerade();
+        if (Tools.Exists("nft"))
+        {
+            var probe = Tools.Run("nft", ["-f", "-"], NatProbe);
+            if (probe.ExitCode == 0)
+                return new NftablesMasquerade();
+            if (!NotSupported(probe.Error))
+                throw new CniException(CniErrorCode.NatFailed, $"ipMasq: creating a NAT chain with nft failed ({probe.ExitCode}): {probe.Error}");
+        }
         if (Tools.Exists("iptables-legacy"))
-            return new IptablesMasquerade("iptables-legacy", "ip6tables-legacy");
+            return new IptablesMasquerade(IptablesLegacy, "ip6tables-legacy");
         if (Tools.Exists("iptables"))
-            return new IptablesMasquerade("iptables", "ip6tables");
-        throw new CniException(CniErrorCode.NatFailed, "ipMasq: neither iptables nor nft is installed on the node");
+            return new IptablesMasquerade(Iptables, "ip6tables");
+        throw new CniException(CniErrorCode.NatFailed, "ipMasq: the node's nftables cannot create a NAT chain and iptables is not installed");
     }
 
-    // thread-self: /proc/net is /proc/self/net, the namespace of the process's main thread, not of a caller's
-    // thread that entered another namespace.
-    internal static bool LegacyTablesInUse() =>
-        File.Exists(LegacyTableNames) && File.ReadAllText(LegacyTableNames).Trim().Length > 0;
+    // One transaction that creates and deletes the table: it proves the capability and leaves nothing behind, whatever
+    // the outcome.
+    const string NatProbe =
+        "add table ip ipvlan_cni_probe\nadd chain ip ipvlan_cni_probe p { type nat hook postrouting priority srcnat; }\n" +
+        "add rule ip ipvlan_cni_probe p masquerade\ndelete table ip ipvlan_cni_probe\n" +
+        "add table ip6 ipvlan_cni_probe\nadd chain ip6 ipvlan_cni_probe p { type nat hook postrouting priority srcnat; }\n" +
+        "add rule ip6 ipvlan_cni_probe p masquerade\ndelete table ip6 ipvlan_cni_probe\n";
 
-    const string LegacyTableNames = "/proc/thread-self/net/ip_tables_names";
+    // What the kernel says when a family, the nat chain type or nf_tables itself is missing: EOPNOTSUPP, ENOENT
+    // (chain type not found), EAFNOSUPPORT / EPROTONOSUPPORT (no nfnetlink).
+    static bool NotSupported(string error) =>
+        error.Contains("not supported", StringComparison.OrdinalIgnoreCase)
+        || error.Contains("No such file or directory", StringComparison.Ordinal);
 }
 
 sealed class IptablesMasquerade(string iptables, string ip6tables) : Masquerade
 {
+    public override string Backend => iptables;
+
     public override void Apply(string network, string master, IReadOnlyList<IpPrefix> subnets)
     {
         string chain = ChainName(network);
@@ -114,6 +150,8 @@ sealed class IptablesMasquerade(string iptables, string ip6tables) : Masquerade
 /// </summary>
 sealed class NftablesMasquerade : Masquerade
 {
+    public override string Backend => Nftables;
+
     static readonly (string Family, bool IsIPv4)[] Families = [("ip", true), ("ip6", false)];
 
     static string Table(string network) => ChainName(network).ToLowerInvariant().Replace('-', '_');
@@ -173,27 +211,21 @@ static class Tools
 
     public sealed record Outcome(string Command, int ExitCode, string Output, string Error);
 
+    /// <summary>How long one tool run may take before it is killed (the configuration's timeouts.nat).</summary>
+    public static TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+
     public static Outcome Run(string name, IReadOnlyList<string> arguments, string? stdin)
     {
         string path = Locate(name) ?? throw new CniException(CniErrorCode.NatFailed, $"ipMasq: {name} is not installed on the node");
-        var start = new ProcessStartInfo(path)
+        try
         {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (string argument in arguments)
-            start.ArgumentList.Add(argument);
-        using var process = Process.Start(start)!;
-        if (stdin is not null)
-            process.StandardInput.Write(stdin);
-        process.StandardInput.Close();
-        // The tools print little: reading one stream after the other cannot fill a pipe.
-        string output = process.StandardOutput.ReadToEnd();
-        string error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return new Outcome($"{name} {string.Join(' ', arguments)}", process.ExitCode, output, error.Trim());
+            var outcome = ChildProcess.Run(path, arguments, null, stdin is null ? default : Encoding.UTF8.GetBytes(stdin), Timeout);
+            return new Outcome($"{name} {string.Join(' ', arguments)}", outcome.ExitCode, Encoding.UTF8.GetString(outcome.Output), outcome.Error);
+        }
+        catch (ChildProcessTimeoutException e)
+        {
+            throw new CniException(CniErrorCode.NatFailed, $"ipMasq: {e.Message}");
+        }
     }
 
     public static void Check(Outcome outcome, string field)

@@ -10,25 +10,26 @@ namespace IpvlanCni.Plugin;
 static class Masters
 {
     /// <summary>The master's name: configured, prevResult's single interface (chained), or the default route's device.</summary>
-    public static string ResolveName(PluginConfig config, RouteClient client)
+    public static InterfaceName ResolveName(PluginConfig config, RouteClient client)
     {
-        string name = FindName(config, client);
+        var name = FindName(config, client);
         // ipMasq writes the name into nft and iptables-restore rule text, where a '"', ';' or '#' (all valid in
         // Linux interface names) would end or change the rule: refuse such a master instead of quoting it.
-        if (config.IpMasq && name.Any(c => !char.IsAsciiLetterOrDigit(c) && c is not ('_' or '.' or '@' or '-')))
+        if (config.IpMasq && name.Value.Any(c => !char.IsAsciiLetterOrDigit(c) && c is not ('_' or '.' or '@' or '-')))
             throw PluginConfig.Invalid("master", $"\"{name}\" has characters other than letters, digits, '_', '.', '@' and '-', " +
                 "which ipMasq cannot put into netfilter rules; rename the interface or turn ipMasq off");
         return name;
     }
 
-    static string FindName(PluginConfig config, RouteClient client)
+    static InterfaceName FindName(PluginConfig config, RouteClient client)
     {
         if (config.Master is { } configured)
             return configured;
         if (config.Network.PrevResult is { } previous)
         {
+            // A chained plugin wrote prevResult: its name is parsed like any other, never used as a path.
             if (previous.Interfaces.Count == 1 && previous.Interfaces[0].Name.Length > 0)
-                return previous.Interfaces[0].Name;
+                return InterfaceName.Parse(previous.Interfaces[0].Name, "prevResult.interfaces[0].name");
             throw PluginConfig.Invalid("master", "not set, and prevResult does not name a single interface to use as master");
         }
         foreach (var route in client.ListRoutes(AddressFamily.InterNetwork).Concat(client.ListRoutes(AddressFamily.InterNetworkV6)))
@@ -37,7 +38,7 @@ static class Masters
                 continue;
             int index = route.LinkIndex != 0 ? route.LinkIndex : route.NextHops.FirstOrDefault()?.LinkIndex ?? 0;
             if (index != 0 && client.TryGetLink(index) is { } link)
-                return link.Name;
+                return InterfaceName.Parse(link.Name, "master");
         }
         throw PluginConfig.Invalid("master", "not set, and the node has no default route whose interface could serve as master");
     }
@@ -57,7 +58,7 @@ static class Masters
     /// The master link, creating the configured 802.1Q sub-interface when it does not exist yet. The creation is
     /// recorded before it happens so that the last pod's DEL removes it, and only then.
     /// </summary>
-    public static LinkInfo Ensure(string name, RouteClient client, StateStore store, bool mayCreateVlan)
+    public static LinkInfo Ensure(InterfaceName name, RouteClient client, StateStore store, bool mayCreateVlan)
     {
         if (client.TryGetLink(name) is { } existing)
             return existing;
@@ -108,6 +109,61 @@ static class Masters
         }
         return null;
     }
+
+    /// <summary>
+    /// The port link: a permanent ipvlan slave of ours in the master's namespace, down and without addresses, that
+    /// exists while any pod of ours uses the master. All slaves of a master report the port's mode and flag, so one
+    /// RTM_GETLINK of it reads what the kernel runs now, also after another tool's slave switched it (pods' slaves
+    /// live in their own namespaces, where asking one costs a thread, a namespace switch and a socket).
+    /// </summary>
+    public static string PortName(LinkInfo master) => $"ipvlp{master.Index}";
+
+    // IFLA_IFALIAS marks the port as ours: removal asks the kernel, not a name.
+    const string PortAlias = "ipvlan-cni port";
+
+    /// <summary>The live mode and flag from the master's port link; null when there is none (no pod of ours yet).</summary>
+    public static (IpvlanMode Mode, IpvlanFlag Flag, string Witness)? ReadPort(LinkInfo master, RouteClient client) =>
+        client.TryGetLink(PortName(master)) is { IpvlanMode: { } mode, IpvlanFlag: { } flag } port && IsPort(port, master)
+            ? (mode, flag, $"its port link \"{port.Name}\"")
+            : null;
+
+    /// <summary>
+    /// Creates the port link with the mode and flag the port already runs (or is about to: the caller has checked
+    /// every slave it can see). A name taken by a link not ours leaves the master without a port: ADD then asks slaves.
+    /// </summary>
+    public static void CreatePort(LinkInfo master, RouteClient client, IpvlanMode mode, IpvlanFlag flag)
+    {
+        string name = PortName(master);
+        try
+        {
+            client.CreateLink(new IpvlanLinkSpec(name, master.Index, mode, flag));
+        }
+        catch (NetlinkException e) when (e.IsExists)
+        {
+            return; // a concurrent ADD under another stateDir made it, or the name is someone else's
+        }
+        catch (NetlinkException e)
+        {
+            throw new CniException(CniErrorCode.KernelRefused, $"master: could not create the ipvlan port link \"{name}\" on \"{master.Name}\": {e.Message}");
+        }
+        if (client.TryGetLink(name) is { } port)
+            client.ChangeLink(port.Index, new LinkChange { Alias = PortAlias });
+    }
+
+    /// <summary>Removes the master's port link, when the kernel confirms it is ours (the master's last pod is gone).</summary>
+    public static void RemovePort(string masterName, RouteClient client)
+    {
+        if (client.TryGetLink(masterName) is { } master && client.TryGetLink(PortName(master)) is { } port && IsPort(port, master))
+            client.DeleteLink(port.Index);
+    }
+
+    static bool IsPort(LinkInfo link, LinkInfo master) =>
+        link is { Kind: "ipvlan", Alias: PortAlias, IsUp: false } && link.ParentIndex == master.Index;
+
+    /// <summary>The live link is a VLAN on the parent its name says ("ens10.100": VLAN of ens10): still the one we made.</summary>
+    public static bool IsVlanWeNamed(RouteClient client, LinkInfo link, InterfaceName name) =>
+        link.Kind == "vlan" && ParseVlanName(name) is var (parent, _) && client.TryGetLink(parent) is { } parentLink
+        && link.ParentIndex == parentLink.Index;
 
     public static CniException MacvlanConflict(string master, string what) => PluginConfig.Invalid("master",
         $"\"{master}\" already carries {what}: a master cannot carry macvlan and ipvlan links at once");

@@ -9,7 +9,7 @@ namespace IpvlanCni.Plugin;
 public enum EgressMode { Underlay, Host }
 
 /// <summary>The reach from pods to node addresses (and back), the design note's method 3.</summary>
-public sealed record HostAccessConfig(IReadOnlyList<IPAddress> Addresses, string? Interface);
+public sealed record HostAccessConfig(IReadOnlyList<IPAddress> Addresses, InterfaceName? Interface);
 
 /// <summary>
 /// The plugin's network configuration: the reference ipvlan plugin's keys (master, mode, mtu, linkInContainer,
@@ -21,7 +21,7 @@ public sealed record PluginConfig
 
     public required NetworkConfig Network { get; init; }
     /// <summary>null: the default route's interface, or (chained) prevResult's single interface.</summary>
-    public string? Master { get; init; }
+    public InterfaceName? Master { get; init; }
     public IpvlanMode Mode { get; init; } = IpvlanMode.L2;
     public IpvlanFlag Flag { get; init; } = IpvlanFlag.Bridge;
     /// <summary>0 = the kernel's default (the master's MTU).</summary>
@@ -36,6 +36,8 @@ public sealed record PluginConfig
     public bool IpMasq { get; init; }
     public string StateDir { get; init; } = DefaultStateDir;
     public string? LogFile { get; init; }
+    /// <summary>How long anything may take that the plugin waits for ("timeouts": {"lock", "ipam", "nat"}, seconds).</summary>
+    public Deadlines Timeouts { get; init; } = new();
 
     public string? IpamType => Ipam is { } ipam && ipam.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String
         ? type.GetString()
@@ -46,7 +48,7 @@ public sealed record PluginConfig
 
     public static PluginConfig Parse(CniRequest request)
     {
-        var root = CniConfigReader.Parse(request.ConfigBytes);
+        var root = request.Root;
         var hostAccess = root.GetObject("hostAccess");
         var config = new PluginConfig
         {
@@ -57,50 +59,38 @@ public sealed record PluginConfig
             Mtu = root.GetInt32("mtu", 0, 65535) ?? 0,
             LinkInContainer = root.GetBoolean("linkInContainer") ?? false,
             Ipam = root.GetObject("ipam")?.Element.Clone(),
-            Dns = ParseDns(root.GetObject("dns")),
+            Dns = root.GetObject("dns") is { } dns ? CniResultJson.ReadDns(dns) : new CniDns(),
             HostAccess = hostAccess is { } access
                 ? new HostAccessConfig([.. access.GetArray("addresses").Select(a => a.AsAddress())], InterfaceName(access, "interface"))
                 : null,
             Egress = Choice(root, "egress", EgressMode.Underlay, ("underlay", EgressMode.Underlay), ("host", EgressMode.Host)),
             IpMasq = root.GetBoolean("ipMasq") ?? false,
             StateDir = AbsolutePath(root, "stateDir") ?? DefaultStateDir,
-            LogFile = AbsolutePath(root, "logFile"),
+            LogFile = ParseLogFile(root, request.Environment),
+            Timeouts = Deadlines.Parse(root.GetObject("timeouts")),
         };
+        // Valid values this version cannot honour together: the spec's code 2 (unsupported field), naming key and value.
         if (config.LinkInContainer && config.UsesHostSide)
-            throw Invalid("linkInContainer", "hostAccess and egress \"host\" need the master in the node's namespace; they cannot be combined with linkInContainer");
+            throw Unsupported("linkInContainer", "true", "hostAccess and egress \"host\" need the master in the node's namespace");
         if (config.UsesHostSide && config.Flag != IpvlanFlag.Bridge)
-            throw Invalid("flag", "hostAccess and egress \"host\" need flag \"bridge\": with private or vepa the master never hands a pod's frames to another slave, so the node's slave cannot receive them");
+            throw Unsupported("flag", $"\"{root.GetString("flag")}\"", "hostAccess and egress \"host\" need flag \"bridge\": with private or vepa the master never hands a pod's frames to another slave, so the node's slave cannot receive them");
         if (config.Egress == EgressMode.Host && config.Ipam is null)
             throw Invalid("egress", "egress \"host\" puts the IPAM gateway on the node, so it needs an ipam section");
         return config;
     }
 
-    /// <summary>Just the logFile key, for the log line of a request that may not even parse.</summary>
-    public static string? TryReadLogFile(ReadOnlyMemory<byte> configBytes)
+    /// <summary>Just the logFile key of the dispatcher's parse, for the log line of a request the plugin may refuse.</summary>
+    public static string? TryReadLogFile(CniConfigReader root)
     {
-        // No input (VERSION by hand or from a runtime that sends none): nothing to parse, and a failed parse costs
-        // three exceptions in a process that lives for milliseconds.
-        if (configBytes.Span.Trim(" \t\r\n"u8).IsEmpty)
-            return null;
         try
         {
-            return AbsolutePath(CniConfigReader.Parse(configBytes), "logFile");
+            return AbsolutePath(root, "logFile");
         }
         catch (CniException)
         {
             return null;
         }
     }
-
-    static CniDns ParseDns(CniConfigReader? dns) => dns is not { } reader
-        ? new CniDns()
-        : new CniDns
-        {
-            Nameservers = [.. reader.GetStringArray("nameservers")],
-            Domain = reader.GetString("domain"),
-            Search = [.. reader.GetStringArray("search")],
-            Options = [.. reader.GetStringArray("options")],
-        };
 
     static T Choice<T>(CniConfigReader reader, string key, T fallback, params (string Name, T Value)[] choices)
     {
@@ -113,14 +103,33 @@ public sealed record PluginConfig
         throw Invalid(reader.Child(key), $"unknown value \"{text}\" (expected {string.Join(", ", choices.Select(c => c.Name))})");
     }
 
-    static string? InterfaceName(CniConfigReader reader, string key)
+    static InterfaceName? InterfaceName(CniConfigReader reader, string key)
     {
         string? name = reader.GetString(key);
         if (string.IsNullOrEmpty(name))
             return null;
-        if (!CniNames.IsValidInterfaceName(name, out string problem))
-            throw Invalid(reader.Child(key), $"\"{name}\" {problem}");
-        return name;
+        if (!Cni.InterfaceName.TryParse(name, out var parsed, out string problem))
+            throw Invalid(reader.Child(key), $"\"{CniNames.Truncate(name)}\" {problem}");
+        return parsed;
+    }
+
+    /// <summary>
+    /// logFile (or IPVLAN_CNI_LOG, which overrides it): absolute, and absent or a regular file. A symlink, FIFO or
+    /// device there is refused here, so that the request fails naming the key instead of the log quietly going nowhere.
+    /// </summary>
+    static string? ParseLogFile(CniConfigReader root, IReadOnlyDictionary<string, string> environment)
+    {
+        if (environment.GetValueOrDefault(PluginMain.LogFileVariable) is { Length: > 0 } fromEnvironment)
+        {
+            if (!Path.IsPathFullyQualified(fromEnvironment) || fromEnvironment.Contains('\0'))
+                throw new CniException(CniErrorCode.InvalidEnvironment, $"{PluginMain.LogFileVariable}: \"{CniNames.Truncate(fromEnvironment)}\" is not an absolute path");
+            if (CniLog.Problem(fromEnvironment) is { } problem)
+                throw new CniException(CniErrorCode.InvalidEnvironment, $"{PluginMain.LogFileVariable}: \"{CniNames.Truncate(fromEnvironment)}\" {problem}");
+        }
+        string? path = AbsolutePath(root, "logFile");
+        if (path is not null && CniLog.Problem(path) is { } fileProblem)
+            throw Invalid(root.Child("logFile"), $"\"{CniNames.Truncate(path)}\" {fileProblem}");
+        return path;
     }
 
     static string? AbsolutePath(CniConfigReader reader, string key)
@@ -129,10 +138,36 @@ public sealed record PluginConfig
         if (string.IsNullOrEmpty(value))
             return null;
         if (!Path.IsPathFullyQualified(value) || value.Contains('\0'))
-            throw Invalid(reader.Child(key), $"\"{value}\" is not an absolute path");
+            throw Invalid(reader.Child(key), $"\"{CniNames.Truncate(value)}\" is not an absolute path");
         return value;
     }
 
     internal static CniException Invalid(string field, string message) =>
         new(CniErrorCode.InvalidNetworkConfig, $"{field}: {message}");
+
+    static CniException Unsupported(string field, string value, string why) =>
+        new(CniErrorCode.UnsupportedField, $"{field}: {value} is not supported together with hostAccess or egress \"host\": {why}");
+}
+
+/// <summary>
+/// Every wait has a bound: the node lock (then code 11, try again later), a delegated IPAM plugin and a netfilter
+/// tool (then killed, and a typed error).
+/// </summary>
+public sealed record Deadlines
+{
+    public TimeSpan Lock { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan Ipam { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan Nat { get; init; } = TimeSpan.FromSeconds(10);
+
+    internal static Deadlines Parse(CniConfigReader? reader) => reader is not { } r
+        ? new Deadlines()
+        : new Deadlines
+        {
+            Lock = Seconds(r, "lock") ?? TimeSpan.FromSeconds(60),
+            Ipam = Seconds(r, "ipam") ?? TimeSpan.FromSeconds(60),
+            Nat = Seconds(r, "nat") ?? TimeSpan.FromSeconds(10),
+        };
+
+    static TimeSpan? Seconds(CniConfigReader reader, string key) =>
+        reader.GetInt32(key, 1, 3600) is int seconds ? TimeSpan.FromSeconds(seconds) : null;
 }

@@ -16,32 +16,18 @@ public static class PluginMain
         foreach (DictionaryEntry entry in Environment.GetEnvironmentVariables())
             environment[(string)entry.Key] = (string?)entry.Value ?? "";
 
-        // Read stdin once (bounded, one byte past the limit so the dispatcher can refuse it) to find the log file.
+        // stdin is read and parsed once, by the dispatcher; the log file comes from that parse (or the environment).
         // From a terminal (VERSION by hand) there is nothing to read.
-        var config = new MemoryStream();
-        if (!StandardStream.IsInputTerminal)
-        {
-            using var stdin = StandardStream.OpenInput();
-            CopyBounded(stdin, config, CniDispatcher.MaxStdinBytes + 1);
-            config.Position = 0;
-        }
-        string? logPath = environment.GetValueOrDefault(LogFileVariable) is { Length: > 0 } fromEnvironment
-            ? fromEnvironment
-            : PluginConfig.TryReadLogFile(config.GetBuffer().AsMemory(0, (int)config.Length));
+        using var stdin = StandardStream.IsInputTerminal ? Stream.Null : StandardStream.OpenInput();
+        // A relative IPVLAN_CNI_LOG would land wherever the runtime's working folder is: it is not used (and the
+        // request is refused with code 4 naming it).
+        CniLog? log = environment.GetValueOrDefault(LogFileVariable) is { Length: > 0 } fromEnvironment && Path.IsPathFullyQualified(fromEnvironment)
+            ? new CniLog(fromEnvironment)
+            : null;
 
         // Plain read(2)/write(2) streams, not Console's: those set up the terminal and start a thread on first use.
         using var stdout = StandardStream.OpenOutput();
-        return CniDispatcher.Run(new IpvlanPlugin(), environment, config, stdout, logPath is null ? null : new CniLog(logPath));
-    }
-
-    static void CopyBounded(Stream from, Stream to, int limit)
-    {
-        var buffer = new byte[4 * 1024]; // a configuration is a few KiB; each page allocated is a page resident
-        int total = 0, read;
-        while (total < limit && (read = from.Read(buffer, 0, Math.Min(buffer.Length, limit - total))) > 0)
-        {
-            to.Write(buffer, 0, read);
-            total += read;
-        }
+        return CniDispatcher.Run(new IpvlanPlugin(), environment, stdin, stdout, log,
+            root => PluginConfig.TryReadLogFile(root) is { } path ? new CniLog(path) : null);
     }
 }

@@ -158,27 +158,23 @@ static class PodInterface
         }
     }
 
-    /// <summary>Removes the pod's link (under either name); absent links and namespaces are not errors.</summary>
-    public static void Delete(string netnsPath, AttachmentRecord? record, string ifName)
+    /// <summary>
+    /// Removes the pod's link (under its name, or the temporary name an ADD that stopped before its rename left), and
+    /// only a link that is still ours: an ipvlan slave of <paramref name="masterIndex"/>, in the namespace the record
+    /// names. Without a known master nothing is ours. Absent links and namespaces are not errors.
+    /// </summary>
+    public static void Delete(NetNamespace? ns, AttachmentRecord? record, InterfaceName ifName, int? masterIndex)
     {
-        if (netnsPath.Length == 0)
+        if (ns is null || masterIndex is not { } parent)
+            return; // the namespace is gone, and its links with it; or nothing tells which links are ours
+        // The path now names another namespace than the pod's (its namespace went, the path was reused).
+        if (record?.Netns is { } recorded && (recorded.Device, recorded.Inode) != (ns.Device, ns.Inode))
             return;
-        NetNamespace ns;
-        try
+        using var pod = RouteClient.OpenIn(ns);
+        foreach (var name in record is null ? [ifName] : new[] { ifName, record.TemporaryName })
         {
-            ns = NetNamespace.Open(netnsPath);
-        }
-        catch (Exception e) when (e is NamespaceException or IOException or UnauthorizedAccessException)
-        {
-            return; // the namespace is gone, and its links with it
-        }
-        using (ns)
-        using (var pod = RouteClient.OpenIn(ns))
-        {
-            // By name: one round trip each, no lookup first. The temporary name is left only by an ADD that
-            // stopped before its rename (or failed it).
-            if (!pod.TryDeleteLink(ifName) && record is not null)
-                pod.TryDeleteLink(record.TemporaryName);
+            if (pod.TryGetLink(name) is { Kind: "ipvlan" } link && link.ParentIndex == parent)
+                pod.TryDeleteLink(name);
         }
     }
 }

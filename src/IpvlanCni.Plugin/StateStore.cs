@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using IpvlanCni.Cni;
 using IpvlanCni.Interop;
 
 namespace IpvlanCni.Plugin;
@@ -10,18 +11,21 @@ namespace IpvlanCni.Plugin;
 /// </summary>
 public sealed record AttachmentRecord
 {
-    public required string Network { get; init; }
-    public required string ContainerId { get; init; }
-    public required string IfName { get; init; }
+    public required NetworkName Network { get; init; }
+    /// <summary>The whole ID, also when the file name holds only a hash of it.</summary>
+    public required ContainerId ContainerId { get; init; }
+    public required InterfaceName IfName { get; init; }
     public required string NetnsPath { get; init; }
-    public required string Master { get; init; }
+    /// <summary>The pod namespace's identity at ADD: a DEL finding another namespace at that path deletes nothing there.</summary>
+    public NamespaceIdentity? Netns { get; init; }
+    public required InterfaceName Master { get; init; }
     /// <summary>The name the pod link has until it is renamed to IfName.</summary>
-    public required string TemporaryName { get; init; }
+    public required InterfaceName TemporaryName { get; init; }
     public bool LinkInContainer { get; init; }
     /// <summary>Pod addresses ("10.1.1.5/24"), known once IPAM has answered.</summary>
     public List<string> Addresses { get; init => field = value ?? []; } = [];
     /// <summary>The host-side slave this pod has a host route through, once added.</summary>
-    public string? HostInterface { get; init; }
+    public InterfaceName? HostInterface { get; init; }
     /// <summary>The subnets this pod's NAT rules cover, once added.</summary>
     public List<string> MasqueradedSubnets { get; init => field = value ?? []; } = [];
     /// <summary>
@@ -29,20 +33,25 @@ public sealed record AttachmentRecord
     /// the same, a new ADD need not ask a live slave for the port's setting.
     /// </summary>
     public string? PortSetting { get; init; }
+    /// <summary>The NAT backend that holds this network's rules ("nftables", "iptables-legacy"), once chosen.</summary>
+    public string? NatBackend { get; init; }
 }
 
 /// <summary>What the plugin created on a master and must remove with its last pod, never before, never otherwise.</summary>
 public sealed record MasterRecord
 {
-    public required string Name { get; init; }
+    public required InterfaceName Name { get; init; }
     /// <summary>The 802.1Q sub-interface was created by us (ADD of "ens10.100"), not found.</summary>
     public bool CreatedVlan { get; init; }
     /// <summary>The host-side slave (host access / egress through the node), null when none.</summary>
-    public string? HostInterface { get; init; }
+    public InterfaceName? HostInterface { get; init; }
     public bool CreatedHostInterface { get; init; }
     /// <summary>Addresses we put on the host-side slave ("10.0.0.5/32").</summary>
     public List<string> HostAddresses { get; init => field = value ?? []; } = [];
 }
+
+/// <summary>A namespace file's (st_dev, st_ino).</summary>
+public sealed record NamespaceIdentity(ulong Device, ulong Inode);
 
 // Records are a few hundred bytes: the serializer's default 16 KiB buffer would only add resident pages to each ADD.
 [JsonSourceGenerationOptions(WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, DefaultBufferSize = 1024)]
@@ -51,173 +60,410 @@ public sealed record MasterRecord
 partial class StateJsonContext : JsonSerializerContext;
 
 /// <summary>
-/// The plugin's own state on the node: one small file per attachment and per master, under one lock.
-/// Files are replaced by rename (a crash never leaves half a record) and never read through a symlink.
+/// The plugin's state: attachment records under stateDir (per network), and the node's registry (one per node's
+/// network namespace, whatever stateDir a network names): the lock every host-side change happens under, the masters
+/// the plugin created things on, and which attachments of any network use each master.
+/// <para>
+/// Layout (every name derived from parsed names in <see cref="RecordName"/>, so no valid name can reach another
+/// kind of file): stateDir/attachments/&lt;network&gt;/&lt;record&gt;, stateDir/tmp/ (temporaries only);
+/// node/lock, node/masters/&lt;master&gt;, node/users/&lt;master&gt;/&lt;network&gt;/&lt;record&gt;, node/tmp/. Files are
+/// created, replaced and removed only through directory handles (openat with O_NOFOLLOW): a symlink is never followed.
+/// </para>
 /// </summary>
-public sealed class StateStore(string root)
+public sealed class StateStore : IDisposable
 {
-    public string Root { get; } = root;
-    string AttachmentsDir => Path.Combine(Root, "attachments");
-    string MastersDir => Path.Combine(Root, "masters");
+    /// <summary>The node's registry lives on tmpfs: like the links it describes, it does not survive a reboot.</summary>
+    public const string NodeRoot = "/run/ipvlan-cni";
+    /// <summary>Records are a few hundred bytes; anything larger was not written by us.</summary>
+    const int MaxRecordBytes = 64 * 1024;
 
-    /// <summary>Serialises every plugin invocation that touches host-side state (flock on &lt;root&gt;/lock).</summary>
-    public IDisposable Lock()
+    readonly DirectoryHandle _root;
+    readonly DirectoryHandle _temporaries;
+    readonly string _nodePath;
+    DirectoryHandle? _node, _nodeTemporaries;
+    int _sequence;
+
+    StateStore(DirectoryHandle root, DirectoryHandle temporaries, string nodePath)
     {
-        CreateDirectory(Root);
-        var handle = FileLock.Open(Path.Combine(Root, "lock"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        _root = root;
+        _temporaries = temporaries;
+        _nodePath = nodePath;
+    }
+
+    public string Root => _root.Path;
+
+    /// <summary>
+    /// Opens (creating) stateDir without following a symlink in it; the node's registry is the folder of this
+    /// process's network namespace under <see cref="NodeRoot"/> (tests pass another root).
+    /// </summary>
+    public static StateStore Open(string stateDir, string nodeRoot = NodeRoot)
+    {
+        DirectoryHandle? root = null;
         try
         {
-            return new HeldLock(handle, FileLock.Acquire(handle));
+            root = DirectoryHandle.OpenOrCreate(stateDir);
+            var temporaries = root.OpenChild("tmp", create: true)!;
+            return new StateStore(root, temporaries, $"{nodeRoot}/{NodeFolderName()}");
+        }
+        catch (UnsafePathException e)
+        {
+            root?.Dispose();
+            throw PluginConfig.Invalid("stateDir", $"\"{CniNames.Truncate(stateDir)}\": {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// The node is the network namespace this plugin runs in: its links are what the registry describes. Named by the
+    /// namespace's cookie (never reused within a boot), or on kernels without cookies by its nsfs identity.
+    /// </summary>
+    public static string NodeFolderName()
+    {
+        if (Libc.GetNetworkNamespaceCookie() is { } cookie)
+            return $"net-{cookie}";
+        using var ns = Libc.Open("/proc/self/ns/net");
+        var (device, inode) = Libc.GetIdentity(ns);
+        return $"net-{device:x}-{inode}";
+    }
+
+    /// <summary>A folder or file of ours that is not what we made (a symlink, a file for a folder): refuse to write through it.</summary>
+    static CniException Refused(UnsafePathException e) =>
+        new(CniErrorCode.IoFailure, $"the plugin's state: {e.Message}; refusing to write through it");
+
+    DirectoryHandle Node
+    {
+        get
+        {
+            if (_node is null)
+            {
+                try
+                {
+                    _node = DirectoryHandle.OpenOrCreate(_nodePath);
+                    _nodeTemporaries = _node.OpenChild("tmp", create: true)!;
+                }
+                catch (UnsafePathException e)
+                {
+                    throw new CniException(CniErrorCode.IoFailure, $"the node's state folder {e.Message}");
+                }
+            }
+            return _node;
+        }
+    }
+
+    /// <summary>
+    /// Takes the node-wide lock, waiting at most <paramref name="timeout"/>: then code 11 (try again later). Take it
+    /// only after opening whatever the request names (netns, files): nothing a request controls is waited on under it.
+    /// </summary>
+    public IDisposable Lock(TimeSpan timeout)
+    {
+        FileDescriptor file;
+        try
+        {
+            file = Node.OpenLockFile("lock");
+        }
+        catch (UnsafePathException e)
+        {
+            throw Refused(e);
+        }
+        try
+        {
+            return FileLock.TryAcquire(file, timeout) ?? throw new CniException(CniErrorCode.TryAgainLater,
+                $"the node's plugin lock ({_nodePath}/lock) stayed taken for {timeout.TotalSeconds:0.#} s; try again later");
         }
         catch
         {
-            handle.Dispose();
+            file.Dispose();
             throw;
         }
     }
 
-    /// <summary>Unlocks and closes the lock file: FileLock's handle only unlocks, and an unclosed fd lingers until a GC.</summary>
-    sealed class HeldLock(Microsoft.Win32.SafeHandles.SafeFileHandle file, IDisposable held) : IDisposable
+    /// <summary>
+    /// The one place file names come from. A record is "&lt;container ID&gt;@&lt;ifname&gt;" ('@' is in neither name);
+    /// when that would pass 200 bytes, the ID's first 128 characters, '~' and the SHA-256 of the whole pair (no
+    /// container ID holds '~'). The whole ID is in the record; temporaries live in their own folder, never beside it.
+    /// </summary>
+    public static string RecordName(ContainerId id, InterfaceName ifName)
     {
-        public void Dispose()
-        {
-            held.Dispose();
-            file.Dispose();
-        }
+        string plain = $"{id.Value}@{ifName.Value}";
+        if (plain.Length <= 200)
+            return plain;
+        return $"{id.Value[..128]}~{Sha256.Hex(System.Text.Encoding.UTF8.GetBytes(plain))}@{ifName.Value}";
     }
 
-    public AttachmentRecord? TryLoadAttachment(string network, string containerId, string ifName) => InOwnFolders(network)
-        ? Read(AttachmentPath(network, containerId, ifName), StateJsonContext.Default.AttachmentRecord)
-        : null;
+    public AttachmentRecord? TryLoadAttachment(NetworkName network, ContainerId id, InterfaceName ifName)
+    {
+        using var folder = TryOpen(() => AttachmentFolder(network, create: false));
+        if (folder is null)
+            return null;
+        var record = Read(folder, RecordName(id, ifName), StateJsonContext.Default.AttachmentRecord);
+        // A record under the name of another pair is not this attachment's (a hash collision, or a foreign file).
+        return record is not null && record.Network == network && record.ContainerId == id && record.IfName == ifName ? record : null;
+    }
 
     public void Save(AttachmentRecord record)
     {
-        CreateDirectory(AttachmentsDir);
-        CreateDirectory(Path.Combine(AttachmentsDir, record.Network));
-        Write(AttachmentPath(record.Network, record.ContainerId, record.IfName), record, StateJsonContext.Default.AttachmentRecord);
+        try
+        {
+            using var folder = AttachmentFolder(record.Network, create: true)!;
+            Write(folder, RecordName(record.ContainerId, record.IfName), JsonSerializer.SerializeToUtf8Bytes(record, StateJsonContext.Default.AttachmentRecord), _temporaries);
+        }
+        catch (UnsafePathException e)
+        {
+            throw Refused(e);
+        }
     }
 
+    /// <summary>The last step of every teardown: once the record is gone nothing points at what it described.</summary>
     public void Remove(AttachmentRecord record)
     {
-        if (InOwnFolders(record.Network))
-            Delete(AttachmentPath(record.Network, record.ContainerId, record.IfName));
+        using var folder = TryOpen(() => AttachmentFolder(record.Network, create: false));
+        if (folder is null)
+            return; // absent, or a folder that is not ours: nothing of ours to remove there
+        try
+        {
+            folder.DeleteFile(RecordName(record.ContainerId, record.IfName));
+        }
+        catch (UnsafePathException e)
+        {
+            throw Refused(e);
+        }
+        using var attachments = TryOpen(() => _root.OpenChild("attachments", create: false));
+        attachments?.TryDeleteDirectory(record.Network.Value); // only when it was the network's last
     }
 
     /// <summary>Every attachment of one network, or of all networks when network is null.</summary>
-    public List<AttachmentRecord> ListAttachments(string? network = null) => [.. EnumerateAttachments(network)];
+    public List<AttachmentRecord> ListAttachments(NetworkName? network = null) => [.. EnumerateAttachments(network)];
 
     /// <summary>
     /// The same records, read one by one as the caller asks: a search that stops at its first match reads one or
     /// two files, not every pod's (which made a node's ADDs quadratic in its pods).
     /// </summary>
-    public IEnumerable<AttachmentRecord> EnumerateAttachments(string? network = null)
+    public IEnumerable<AttachmentRecord> EnumerateAttachments(NetworkName? network = null)
     {
-        if (!Directory.Exists(AttachmentsDir) || IsLink(AttachmentsDir))
+        using var attachments = TryOpen(() => _root.OpenChild("attachments", create: false));
+        if (attachments is null)
             yield break;
-        var dirs = network is null ? Directory.GetDirectories(AttachmentsDir) : [Path.Combine(AttachmentsDir, network)];
-        foreach (string dir in dirs)
+        var networks = network is null ? attachments.ListNames() : [network.Value];
+        foreach (string name in networks)
         {
-            if (!Directory.Exists(dir) || IsLink(dir))
+            if (!NetworkName.TryParse(name, out var parsed, out _))
+                continue; // not a folder we made
+            // A symlink or a file there is not ours.
+            var folder = TryOpen(() => attachments.OpenChild(name, create: false));
+            if (folder is null)
                 continue;
-            foreach (string file in Directory.GetFiles(dir))
-                if (!file.EndsWith(".tmp", StringComparison.Ordinal) && Read(file, StateJsonContext.Default.AttachmentRecord) is { } record)
-                    yield return record;
+            using (folder)
+            {
+                foreach (string file in folder.ListNames())
+                    if (Read(folder, file, StateJsonContext.Default.AttachmentRecord) is { } record && record.Network == parsed
+                        && RecordName(record.ContainerId, record.IfName) == file)
+                        yield return record;
+            }
         }
     }
 
-    public MasterRecord? TryLoadMaster(string name) => IsLink(MastersDir) ? null : Read(MasterPath(name), StateJsonContext.Default.MasterRecord);
+    public MasterRecord? TryLoadMaster(InterfaceName name)
+    {
+        using var masters = TryOpen(() => Node.OpenChild("masters", create: false));
+        return masters is null ? null : Read(masters, name.Value, StateJsonContext.Default.MasterRecord) is { } record && record.Name == name ? record : null;
+    }
 
     public void Save(MasterRecord record)
     {
-        CreateDirectory(MastersDir);
-        Write(MasterPath(record.Name), record, StateJsonContext.Default.MasterRecord);
+        try
+        {
+            using var masters = Node.OpenChild("masters", create: true)!;
+            Write(masters, record.Name.Value, JsonSerializer.SerializeToUtf8Bytes(record, StateJsonContext.Default.MasterRecord), _nodeTemporaries!);
+        }
+        catch (UnsafePathException e)
+        {
+            throw Refused(e);
+        }
     }
 
-    public void RemoveMaster(string name)
+    public void RemoveMaster(InterfaceName name)
     {
-        if (!IsLink(MastersDir))
-            Delete(MasterPath(name));
+        using var masters = TryOpen(() => Node.OpenChild("masters", create: false));
+        masters?.DeleteFile(name.Value);
     }
-
-    // Names were validated (container-ID charset, kernel interface-name rules): none holds '/' or is "." or "..".
-    // The container ID cannot hold '@', so the first '@' splits the name unambiguously.
-    string AttachmentPath(string network, string containerId, string ifName) =>
-        Path.Combine(AttachmentsDir, network, $"{containerId}@{ifName}");
-
-    string MasterPath(string name) => Path.Combine(MastersDir, name);
 
     /// <summary>
-    /// Removes the temporaries a plugin killed in the middle of a write left behind. Call it holding <see cref="Lock"/>:
-    /// every write happens under the lock, so no temporary then belongs to a live writer.
+    /// Registers an attachment as a user of a master (node-wide, across every stateDir) before ADD creates anything
+    /// on it; the master's VLAN and host-side slave live while any user is registered.
     /// </summary>
-    public void DeleteTemporaries(string network)
+    public void AddUser(InterfaceName master, AttachmentRecord user)
     {
-        // One network's folder: every DEL or GC of another network cleans its own.
-        var dirs = new List<string> { MastersDir };
-        if (Directory.Exists(AttachmentsDir) && !IsLink(AttachmentsDir))
-            dirs.Add(Path.Combine(AttachmentsDir, network));
-        foreach (string dir in dirs.Where(d => Directory.Exists(d) && !IsLink(d)))
-            foreach (string temporary in Directory.GetFiles(dir, "*.tmp"))
-                File.Delete(temporary); // unlinks a planted symlink itself, never its target
+        try
+        {
+            using var masterUsers = UsersFolder(master, create: true)!;
+            using var network = masterUsers.OpenChild(user.Network.Value, create: true)!;
+            network.TryCreateFile(RecordName(user.ContainerId, user.IfName));
+        }
+        catch (UnsafePathException e)
+        {
+            throw Refused(e);
+        }
     }
 
-    /// <summary>Neither attachments/ nor its network folder is a symlink: a record reached through one is not ours to read or delete.</summary>
-    bool InOwnFolders(string network) => !IsLink(AttachmentsDir) && !IsLink(Path.Combine(AttachmentsDir, network));
-
-    static void CreateDirectory(string path)
+    public void RemoveUser(InterfaceName master, AttachmentRecord user)
     {
-        if (IsLink(path))
-            throw new IOException($"{path} is a symbolic link; refusing to use it");
-        Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        using var masterUsers = TryOpen(() => UsersFolder(master, create: false));
+        if (masterUsers is null)
+            return;
+        using (var network = TryOpen(() => masterUsers.OpenChild(user.Network.Value, create: false)))
+            network?.DeleteFile(RecordName(user.ContainerId, user.IfName));
+        masterUsers.TryDeleteDirectory(user.Network.Value);
+        using var users = TryOpen(() => Node.OpenChild("users", create: false));
+        users?.TryDeleteDirectory(master.Value);
     }
 
-    static bool IsLink(string path) => new FileInfo(path).LinkTarget is not null;
-
-    static T? Read<T>(string path, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) where T : class
+    /// <summary>Any attachment other than <paramref name="except"/>, of any network on the node, still uses the master.</summary>
+    public bool HasOtherUsers(InterfaceName master, AttachmentRecord except)
     {
-        if (!File.Exists(path) || IsLink(path))
+        DirectoryHandle? masterUsers;
+        try
+        {
+            masterUsers = UsersFolder(master, create: false);
+        }
+        catch (UnsafePathException)
+        {
+            return true; // the registry is not what we made: it cannot say the master is unused, so it is kept
+        }
+        if (masterUsers is null)
+            return false;
+        using (masterUsers)
+        {
+            string own = RecordName(except.ContainerId, except.IfName);
+            foreach (string network in masterUsers.ListNames())
+            {
+                using var folder = TryOpen(() => masterUsers.OpenChild(network, create: false));
+                if (folder is null || folder.ListNames().Any(name => network != except.Network.Value || name != own))
+                    return true;
+            }
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Removes what a plugin killed in the middle of a write left behind. Call it holding <see cref="Lock"/>: every
+    /// write happens under the lock, so no temporary then belongs to a live writer.
+    /// </summary>
+    public void DeleteTemporaries()
+    {
+        _ = Node;
+        foreach (var folder in new[] { _temporaries, _nodeTemporaries! })
+        {
+            foreach (string name in folder.ListNames())
+            {
+                try
+                {
+                    folder.DeleteFile(name); // unlinks a planted symlink itself, never its target
+                }
+                catch (UnsafePathException)
+                {
+                    // A folder someone made there: no temporary of ours, and not ours to remove.
+                }
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _temporaries.Dispose();
+        _root.Dispose();
+        _nodeTemporaries?.Dispose();
+        _node?.Dispose();
+    }
+
+    /// <summary>A folder for reading: absent, or not what we made (a symlink, a file), are both null.</summary>
+    static DirectoryHandle? TryOpen(Func<DirectoryHandle?> open)
+    {
+        try
+        {
+            return open();
+        }
+        catch (UnsafePathException)
+        {
+            return null;
+        }
+    }
+
+    DirectoryHandle? AttachmentFolder(NetworkName network, bool create)
+    {
+        using var attachments = _root.OpenChild("attachments", create);
+        return attachments?.OpenChild(network.Value, create);
+    }
+
+    DirectoryHandle? UsersFolder(InterfaceName master, bool create)
+    {
+        using var users = Node.OpenChild("users", create);
+        return users?.OpenChild(master.Value, create);
+    }
+
+    static T? Read<T>(DirectoryHandle folder, string name, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) where T : class
+    {
+        if (folder.TryReadFile(name, MaxRecordBytes) is not { } bytes)
             return null;
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllBytes(path), type);
+            return JsonSerializer.Deserialize(bytes, type);
         }
         catch (JsonException)
         {
             // Only a foreign hand can leave a broken record (ours are renamed into place whole); ignore it.
             return null;
         }
-        catch (FileNotFoundException)
-        {
-            return null;
-        }
     }
 
-    static void Write<T>(string path, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) =>
-        WriteAtomically(path, stream => JsonSerializer.Serialize(stream, value, type));
+    void Write(DirectoryHandle folder, string name, byte[] bytes, DirectoryHandle temporaries) =>
+        folder.WriteAtomically(name, bytes, temporaries, $"{Environment.ProcessId}.{++_sequence}");
+}
 
-    /// <summary>Writes a temporary and renames it into place: readers see the old content or the new, never half.</summary>
-    static void WriteAtomically(string path, Action<Stream> write)
+/// <summary>
+/// SHA-256 (FIPS 180-4) in managed code for the few long names that are hashed: .NET's own loads libssl, which a
+/// static executable cannot do safely, and a hash that anyone can collide would let one pod's name reach another's.
+/// </summary>
+static class Sha256
+{
+    static readonly uint[] K =
+    [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+    ];
+
+    public static string Hex(ReadOnlySpan<byte> data)
     {
-        string temporary = path + ".tmp";
-        File.Delete(temporary);
-        using (var stream = new FileStream(temporary, new FileStreamOptions
-               {
-                   Mode = FileMode.CreateNew,
-                   Access = FileAccess.Write,
-                   BufferSize = 0, // the writer hands over whole buffers: no second one in between
-                   UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-               }))
+        uint[] h = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+        int padded = (data.Length + 9 + 63) / 64 * 64;
+        var message = new byte[padded];
+        data.CopyTo(message);
+        message[data.Length] = 0x80;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(message.AsSpan(padded - 8), (ulong)data.Length * 8);
+        Span<uint> w = stackalloc uint[64];
+        for (int block = 0; block < padded; block += 64)
         {
-            write(stream);
+            for (int t = 0; t < 16; t++)
+                w[t] = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(message.AsSpan(block + 4 * t));
+            for (int t = 16; t < 64; t++)
+            {
+                uint s0 = uint.RotateRight(w[t - 15], 7) ^ uint.RotateRight(w[t - 15], 18) ^ (w[t - 15] >> 3);
+                uint s1 = uint.RotateRight(w[t - 2], 17) ^ uint.RotateRight(w[t - 2], 19) ^ (w[t - 2] >> 10);
+                w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+            }
+            uint a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+            for (int t = 0; t < 64; t++)
+            {
+                uint t1 = hh + (uint.RotateRight(e, 6) ^ uint.RotateRight(e, 11) ^ uint.RotateRight(e, 25)) + ((e & f) ^ (~e & g)) + K[t] + w[t];
+                uint t2 = (uint.RotateRight(a, 2) ^ uint.RotateRight(a, 13) ^ uint.RotateRight(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+                hh = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+            }
+            h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
         }
-        File.Move(temporary, path, overwrite: true);
-    }
-
-    static void Delete(string path)
-    {
-        if (!Directory.Exists(Path.GetDirectoryName(path)))
-            return; // nothing was ever written there
-        File.Delete(path);
-        File.Delete(path + ".tmp");
+        return string.Concat(h.Select(x => x.ToString("x8", System.Globalization.CultureInfo.InvariantCulture)));
     }
 }

@@ -51,11 +51,11 @@ public sealed class AgentPathTests : IClassFixture<SingleEtcd>, IDisposable
         return new CniRequest
         {
             Command = command,
-            ContainerId = containerId,
-            IfName = "eth0",
+            ContainerId = ContainerId.Parse(containerId, "CNI_CONTAINERID"),
+            IfName = InterfaceName.Parse("eth0", "CNI_IFNAME"),
             Args = CniArgs.Parse(cniArgs),
             ConfigBytes = Encoding.UTF8.GetBytes(json),
-            Config = new NetworkConfig { CniVersion = "1.1.0", Name = network, Type = "ipvlan" },
+            Config = new NetworkConfig { CniVersion = "1.1.0", Name = NetworkName.Parse(network, "name"), Type = "ipvlan" },
         };
     }
 

@@ -19,10 +19,10 @@ static class TestConfig
         var request = new CniRequest
         {
             Command = CniCommand.Add,
-            ContainerId = "c",
-            IfName = "eth0",
+            ContainerId = ContainerId.Parse("c", "CNI_CONTAINERID"),
+            IfName = InterfaceName.Parse("eth0", "CNI_IFNAME"),
             ConfigBytes = bytes,
-            Config = new NetworkConfig { CniVersion = "1.1.0", Name = network, Type = "ipvlan" },
+            Config = new NetworkConfig { CniVersion = "1.1.0", Name = NetworkName.Parse(network, "name"), Type = "ipvlan" },
         };
         return ClusterIpamConfig.Parse(doc.RootElement.GetProperty("ipam").Clone(), request);
     }

@@ -198,6 +198,57 @@ public class LogTests
         Assert.StartsWith("{", outcome.Stdout); // and nothing of the log reached stdout
     }
 
+    /// <summary>300 writers at once, each with its own descriptor as separate processes have: 300 whole lines.</summary>
+    [Fact]
+    public void ConcurrentWritersLoseNoLineAndSplitNone()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"cni-log-{Guid.NewGuid():N}.log");
+        try
+        {
+            const int writers = 300;
+            using var start = new Barrier(writers);
+            var threads = Enumerable.Range(0, writers).Select(i => new Thread(() =>
+            {
+                var log = new CniLog(path);
+                start.SignalAndWait();
+                log.Write(new CniLogEntry(DateTimeOffset.UtcNow, "ADD", $"c{i}", "eth0", new string('n', 200), TimeSpan.Zero, null));
+                Assert.Null(log.LastFailure);
+            })).ToList();
+            threads.ForEach(t => t.Start());
+            threads.ForEach(t => t.Join());
+            var lines = File.ReadAllLines(path);
+            Assert.Equal(writers, lines.Length);
+            Assert.All(lines, line => Assert.Matches(@"^\S+ ADD container=c\d+ ifname=eth0 network=n{200} duration_ms=0 ok$", line));
+            Assert.Equal(writers, lines.Select(l => l.Split(' ')[2]).Distinct().Count());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void A_symlink_or_a_fifo_at_the_log_path_is_refused_without_blocking()
+    {
+        string dir = Directory.CreateTempSubdirectory("cni-log-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "target"), "");
+            File.CreateSymbolicLink(Path.Combine(dir, "link"), Path.Combine(dir, "target"));
+            var linked = new CniLog(Path.Combine(dir, "link"));
+            linked.Write(new CniLogEntry(DateTimeOffset.UtcNow, "ADD", "c", "eth0", "n", TimeSpan.Zero, null));
+            Assert.Contains("symbolic link", linked.LastFailure);
+            Assert.Equal("", File.ReadAllText(Path.Combine(dir, "target")));
+            Assert.Equal("is a symbolic link", CniLog.Problem(Path.Combine(dir, "link")));
+            Assert.Equal("is not a regular file", CniLog.Problem(dir));
+            Assert.Null(CniLog.Problem(Path.Combine(dir, "absent")));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Fact]
     public void HostileValuesStayOnOneLine()
     {
@@ -218,5 +269,32 @@ public class VersionsTests
         Assert.False(CniVersions.IsPre100("1.0.0"));
         Assert.False(CniVersions.IsSupported("0.2.0"));
         Assert.False(CniVersions.IsSupported(null));
+    }
+}
+
+/// <summary>Keys are matched the way Go's encoding/json fills the reference plugins' structs.</summary>
+public class KeyMatchingTests
+{
+    static CniConfigReader Root(string json) => CniConfigReader.Parse(Encoding.UTF8.GetBytes(json));
+
+    [Theory]
+    [InlineData("""{"master":"ens10"}""", "ens10")]
+    [InlineData("""{"Master":"ens10"}""", "ens10")]
+    [InlineData("""{"MASTER":"ens10"}""", "ens10")]
+    [InlineData("""{"master":"a","Master":"b"}""", "b")]  // a later key overwrites
+    [InlineData("""{"Master":"b","master":"a"}""", "a")]
+    [InlineData("""{"master":"a","MASTER":null}""", "a")] // null changes nothing
+    [InlineData("""{"mastr":"a"}""", null)]
+    public void Keys_match_ignoring_case_and_the_last_non_null_wins(string json, string? expected) =>
+        Assert.Equal(expected, Root(json).GetString("master"));
+
+    [Theory]
+    [InlineData("010.1.1.1")]
+    [InlineData("10.1.1")]
+    public void Addresses_are_read_by_gos_rules(string text)
+    {
+        var e = Assert.Throws<CniException>(() => Root($$"""{"a":"{{text}}"}""").GetAddress("a"));
+        Assert.Equal(CniErrorCode.DecodeFailure, e.Code);
+        Assert.Contains(text, e.Message);
     }
 }

@@ -88,9 +88,10 @@ public class ConfigTests
     [InlineData("")]
     public void Network_names_that_escape_the_data_dir_are_refused(string name)
     {
+        // A request cannot even hold such a name: the dispatcher parses it into a NetworkName, which refuses it.
         var e = Assert.Throws<CniException>(() => Parse("""{"type":"host-local","ranges":[[{"subnet":"10.1.1.0/24"}]]}""", name: name));
         Assert.Equal(CniErrorCode.InvalidNetworkConfig, e.Code);
-        Assert.StartsWith("name:", e.Message);
+        Assert.StartsWith("name ", e.Message);
     }
 
     [Fact]

@@ -206,7 +206,10 @@ public sealed class HostLocalTests : IDisposable
     {
         Directory.CreateDirectory(Path.Join(_dir.Path, "elsewhere"));
         Directory.CreateSymbolicLink(NetDir, Path.Join(_dir.Path, "elsewhere"));
-        Assert.Equal(CniErrorCode.IoFailure, Assert.Throws<CniException>(() => Add(Config(Small))).Code);
+        // Issue 9: a symlink in the part of dataDir the plugin writes through is code 7 naming the key.
+        var e = Assert.Throws<CniException>(() => Add(Config(Small)));
+        Assert.Equal(CniErrorCode.InvalidNetworkConfig, e.Code);
+        Assert.Contains("dataDir", e.Message);
     }
 
     [Fact]

@@ -12,21 +12,23 @@ static class TestNet
     {
         using var doc = JsonDocument.Parse(config);
         var root = doc.RootElement;
-        return new CniRequest
+        var request = new CniRequest
         {
             Command = command,
-            ContainerId = id,
-            IfName = ifName,
+            NetnsPath = "/proc/self/ns/net",
             Args = args ?? [],
             ConfigBytes = Encoding.UTF8.GetBytes(config),
             Config = new NetworkConfig
             {
                 CniVersion = root.GetProperty("cniVersion").GetString()!,
-                Name = root.GetProperty("name").GetString()!,
+                Name = NetworkName.Parse(root.GetProperty("name").GetString(), "name"),
                 Type = root.GetProperty("type").GetString()!,
                 PrevResult = prevResult,
             },
         };
+        return command is CniCommand.Add or CniCommand.Del or CniCommand.Check
+            ? request with { ContainerId = ContainerId.Parse(id, "CNI_CONTAINERID"), IfName = InterfaceName.Parse(ifName, "CNI_IFNAME") }
+            : request;
     }
 
     public static IIpam Create(CniRequest request)

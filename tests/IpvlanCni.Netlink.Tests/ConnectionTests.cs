@@ -123,14 +123,21 @@ public sealed class ConnectionTests
         Assert.Equal(NetlinkConnection.DumpAttempts, connection.RequestCount);
     }
 
+    /// <summary>
+    /// A dump fails in one of two shapes: NLMSG_ERROR (the dump never started) or NLMSG_DONE with -errno and the
+    /// ext-ack TLV right after it (the dump callback failed, the common case). Both keep errno and text.
+    /// </summary>
     [Fact]
-    public void A_dump_error_in_done_or_error_throws()
+    public void A_dump_error_in_done_or_error_throws_with_errno_and_text()
     {
         var kernel = new ScriptedTransport(Port)
             .OnRequest(r => [NetlinkFrames.Message(NetlinkMessageType.Done, NetlinkMessageFlags.Multi, r.Sequence, Port, BitConverter.GetBytes(-22))])
+            .ReplyFailedDump(22, "Filter by device index not supported for link dumps")
             .ReplyError(22, "Invalid values in header for link dump request");
         using var connection = new NetlinkConnection(kernel);
         Assert.Equal(22, Assert.Throws<NetlinkException>(() => Dump(connection)).Errno);
+        var done = Assert.Throws<NetlinkException>(() => Dump(connection));
+        Assert.Equal((22, "Filter by device index not supported for link dumps"), (done.Errno, done.ExtendedAck));
         Assert.Contains("Invalid values", Assert.Throws<NetlinkException>(() => Dump(connection)).ExtendedAck);
     }
 

@@ -102,10 +102,14 @@ public sealed class NftablesMasqueradeTests : IDisposable
         Assert.Equal("", Ruleset().Trim());
     }
 
+    /// <summary>The host kernel can create NAT chains: the proof picks nftables and its probe table is gone.</summary>
     [Fact]
-    public void A_node_without_legacy_tables_gets_the_nftables_backend()
+    public void A_node_whose_nftables_can_create_a_nat_chain_gets_the_nftables_backend_and_the_probe_leaves_nothing()
     {
         Assert.IsType<NftablesMasquerade>(InNamespace(Masquerade.ForNode));
+        Assert.Equal("", Ruleset().Trim());
+        Assert.Equal(Masquerade.Nftables, InNamespace(() => Masquerade.ForNetwork(null).Backend));
+        Assert.IsType<IptablesMasquerade>(Masquerade.ForNetwork(Masquerade.IptablesLegacy));
     }
 
     public void Dispose()

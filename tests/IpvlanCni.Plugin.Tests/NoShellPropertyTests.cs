@@ -53,6 +53,15 @@ public sealed partial class NoShellPropertyTests
             Assert.DoesNotMatch(@"Process\.Start\s*\(\s*[^)\s]+\s*,", text);
     }
 
+    /// <summary>One spawner, with the deadline: no other file starts a process (or could forget to bound it).</summary>
+    [Fact]
+    public void Every_child_process_goes_through_the_one_helper_with_a_deadline()
+    {
+        var starters = Sources.Where(s => Regex.IsMatch(s.Value, @"new\s+ProcessStartInfo\b|new\s+Process\b|Process\.Start\(")).Select(s => s.Key).ToList();
+        Assert.Equal([Path.Combine("IpvlanCni.Cni", "ChildProcess.cs")], starters);
+        Assert.Contains("Kill(entireProcessTree: true)", Sources[Path.Combine("IpvlanCni.Cni", "ChildProcess.cs")]);
+    }
+
     [Fact]
     public void No_shell_is_named_in_the_product()
     {
@@ -65,8 +74,10 @@ public sealed partial class NoShellPropertyTests
     public void Masquerade_passes_data_as_arguments_or_stdin()
     {
         string text = Sources.Single(s => s.Key.EndsWith("Masquerade.cs", StringComparison.Ordinal)).Value;
-        Assert.Contains("start.ArgumentList.Add(argument)", text);
-        Assert.Contains("process.StandardInput.Write(stdin)", text);
+        string spawner = Sources.Single(s => s.Key.EndsWith("ChildProcess.cs", StringComparison.Ordinal)).Value;
+        Assert.Contains("start.ArgumentList.Add(argument)", spawner);
+        Assert.Contains("process.StandardInput.BaseStream.WriteAsync(stdin)", spawner);
+        Assert.Contains("ChildProcess.Run(path, arguments,", text);
         // Every Tools.Run names a tool variable or literal and passes a list (a collection expression) as arguments.
         var calls = Regex.Matches(text, @"Tools\.Run\(([^,]+),\s*([^,]+)");
         Assert.NotEmpty(calls);

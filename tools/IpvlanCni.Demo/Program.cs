@@ -24,30 +24,54 @@ Console.WriteLine($"""
 
     """);
 
-using var lab = new Lab(Layout.DesignNote, nodeIsCurrentNamespace: true);
-var cells = Matrix.Measure(lab, Rows.All, step => Console.WriteLine($"  attaching pods: {step}"));
-Console.WriteLine();
-Console.Write(Matrix.Render(Rows.All, cells));
-Console.WriteLine("""
-
-    yes / no: measured, as the row expects.  YES(!) / NO(!): measured, NOT as expected.  -: no such path in that mode.
-    l3 / l3s IPv4 never leaves through another NIC than the master: ipvlan routes it in the node with the master as the
-    output interface (IPv6 is routed freely). For pods that need networks behind the node, use l2 with egress "host".
-    """);
-
-// `ipvlan-cni explain` on one failing and one working path: an l3 pod to the node, without and with hostAccess.
-var l3 = lab.Layout.Segments.First(s => s.Mode == IpvlanCni.Network.IpvlanMode.L3);
-foreach (var setup in new[] { Setup.Plain, Setup.HostAccess })
+// A failed step (a refused ADD, a missing tool) is reported as what was being done and why, never a stack trace.
+string step = "building the node";
+IReadOnlyList<Cell> cells;
+bool dhcpWorked;
+try
 {
-    using var deployment = new Deployment(lab, l3, setup, secondNetwork: false);
-    string node = lab.NodePrimaryAddress(Family.IPv4).Address.ToString();
-    Console.WriteLine($"\n$ ipvlan-cni explain --from {deployment.A.Pod.Path} --to {node}      # {setup.Label}");
-    var explained = Programs.Run(lab.Node, CniRuntime.PluginPath, ["explain", "--from", deployment.A.Pod.Path, "--to", node, "--state-dir", lab.StateDir]);
-    Console.Write(explained.StdOut + explained.StdErr);
-}
-Console.WriteLine();
+    using var lab = new Lab(Layout.DesignNote, nodeIsCurrentNamespace: true);
+    step = "attaching pods";
+    cells = Matrix.Measure(lab, Rows.All, next =>
+    {
+        step = $"attaching pods: {next}";
+        Console.WriteLine($"  {step}");
+    });
+    Console.WriteLine();
+    Console.Write(Matrix.Render(Rows.All, cells));
+    Console.WriteLine("""
 
-bool dhcpWorked = DhcpDemo.Run(lab);
+        yes / no: measured, as the row expects.  YES(!) / NO(!): measured, NOT as expected.  -: no such path in that mode.
+        l3 / l3s IPv4 never leaves through another NIC than the master: ipvlan routes it in the node with the master as the
+        output interface (IPv6 is routed freely). For pods that need networks behind the node, use l2 with egress "host".
+        """);
+
+    // `ipvlan-cni explain` on one failing and one working path: an l3 pod to the node, without and with hostAccess.
+    step = "explaining an l3 pod's path to the node";
+    var l3 = lab.Layout.Segments.First(s => s.Mode == IpvlanCni.Network.IpvlanMode.L3);
+    foreach (var setup in new[] { Setup.Plain, Setup.HostAccess })
+    {
+        using var deployment = new Deployment(lab, l3, setup, secondNetwork: false);
+        string node = lab.NodePrimaryAddress(Family.IPv4).Address.ToString();
+        Console.WriteLine($"\n$ ipvlan-cni explain --from {deployment.A.Pod.Path} --to {node}      # {setup.Label}");
+        var explained = Programs.Run(lab.Node, CniRuntime.PluginPath, ["explain", "--from", deployment.A.Pod.Path, "--to", node, "--state-dir", lab.StateDir]);
+        Console.Write(explained.StdOut + explained.StdErr);
+    }
+    Console.WriteLine();
+
+    step = "getting a pod's address from DHCP";
+    dhcpWorked = DhcpDemo.Run(lab);
+}
+catch (Exception e)
+{
+    Console.Error.WriteLine($"""
+
+        demo failed while {step}:
+          {e.Message.ReplaceLineEndings(Environment.NewLine + "  ")}
+        """);
+    return 1;
+}
+
 var wrong = cells.Where(c => !c.AsExpected).ToList();
 foreach (var cell in wrong)
     Console.WriteLine($"UNEXPECTED: {cell}");

@@ -61,9 +61,15 @@ public interface IPodNamespace
 public class CniRuntime(NetNamespace node)
 {
     static readonly Lazy<string> Binary = new(Locate);
+    static readonly Lazy<string> FaultBinary = new(LocateFaultBuild);
+
+    /// <summary>The variable only the test build of the plugin obeys (the shipped one has no fault points).</summary>
+    public const string FaultVariable = "IPVLAN_CNI_FAULT";
 
     /// <summary>artifacts/cni/bin/ipvlan-cni as `make publish` leaves it; IPVLANCNI_PLUGIN names it in the sandbox.</summary>
     public static string PluginPath => Binary.Value;
+    /// <summary>artifacts/test/bin/ipvlan-cni: the same plugin built with fault points (IPVLANCNI_FAULT_PLUGIN in the sandbox).</summary>
+    public static string FaultPluginPath => FaultBinary.Value;
     public static string PluginDirectory => Path.GetDirectoryName(PluginPath)!;
     /// <summary>CNI_PATH: ours first, then Debian's reference plugins.</summary>
     public static string CniPath => $"{PluginDirectory}:/usr/lib/cni";
@@ -113,11 +119,15 @@ public class CniRuntime(NetNamespace node)
 
     /// <summary>The plugin with exactly this environment and stdin (for malformed requests).</summary>
     public CniCall RunRaw(IReadOnlyDictionary<string, string> environment, string stdin, string? plugin = null) =>
-        Outcome(Programs.Run(NodeNamespace, plugin ?? PluginPath, [], environment, stdin, inheritEnvironment: false));
+        Outcome(Programs.Run(NodeNamespace, plugin ?? Choose(environment), [], environment, stdin, inheritEnvironment: false));
+
+    /// <summary>A call that asks for a fault runs the test build; every other call runs the shipped binary.</summary>
+    static string Choose(IReadOnlyDictionary<string, string> environment) =>
+        environment.ContainsKey(FaultVariable) ? FaultPluginPath : PluginPath;
 
     /// <summary>The plugin with this environment and stdin, SIGKILLed <paramref name="killAfter"/> after it started (unless done by then).</summary>
     public CniCall RunRawAndKill(IReadOnlyDictionary<string, string> environment, string stdin, TimeSpan killAfter) =>
-        Outcome(Programs.RunAndKill(NodeNamespace, PluginPath, [], killAfter, environment, stdin, inheritEnvironment: false));
+        Outcome(Programs.RunAndKill(NodeNamespace, Choose(environment), [], killAfter, environment, stdin, inheritEnvironment: false));
 
     static CniCall Outcome(ProgramResult result) => new(result.ExitCode, result.StdOut, result.StdErr);
 
@@ -131,6 +141,15 @@ public class CniRuntime(NetNamespace node)
         ["CNI_PATH"] = CniPath,
         ["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin",
     };
+
+    static string LocateFaultBuild()
+    {
+        if (System.Environment.GetEnvironmentVariable("IPVLANCNI_FAULT_PLUGIN") is { Length: > 0 } configured)
+            return File.Exists(configured) ? configured : throw new FileNotFoundException($"IPVLANCNI_FAULT_PLUGIN={configured} does not exist; run make");
+        string beside = Path.Combine(PluginDirectory, "..", "..", "test", "bin", "ipvlan-cni");
+        return File.Exists(beside) ? Path.GetFullPath(beside)
+            : throw new FileNotFoundException("artifacts/test/bin/ipvlan-cni (the fault-enabled test build) not found: run make");
+    }
 
     static string Locate()
     {

@@ -17,6 +17,7 @@ public enum LinkAttribute : ushort
     LinkMode = 17,       // IFLA_LINKMODE
     LinkInfo = 18,       // IFLA_LINKINFO
     NetNamespacePid = 19, // IFLA_NET_NS_PID
+    Alias = 20,          // IFLA_IFALIAS
     AddressFamilySpec = 26, // IFLA_AF_SPEC
     NetNamespaceFd = 28, // IFLA_NET_NS_FD
     ExtendedMask = 29,   // IFLA_EXT_MASK

@@ -84,6 +84,8 @@ internal static class LinkCodec
             w.PutString(LinkAttribute.Name, name);
         if (change.Mtu is { } mtu)
             w.PutUInt32(LinkAttribute.Mtu, (uint)mtu);
+        if (change.Alias is { } alias)
+            w.PutString(LinkAttribute.Alias, alias);
         if (change.Namespace is { } ns)
             w.PutUInt32(LinkAttribute.NetNamespaceFd, (uint)ns.FileDescriptorNumber);
         if (change.ArpNotify is { } arpNotify)
@@ -134,7 +136,7 @@ internal static class LinkCodec
     public static LinkInfo Decode(ReadOnlySpan<byte> payload)
     {
         var header = LinkHeader.Read(payload);
-        string? name = null, kind = null;
+        string? name = null, kind = null, alias = null;
         int parent = 0, mtu = 0;
         int? linkNetnsId = null;
         var mac = PhysicalAddress.None;
@@ -146,6 +148,7 @@ internal static class LinkCodec
             switch (r.TypeAs<LinkAttribute>())
             {
                 case LinkAttribute.Name: name = r.GetString(); break;
+                case LinkAttribute.Alias: alias = r.GetString(); break;
                 case LinkAttribute.Mtu: mtu = (int)r.GetUInt32(); break;
                 case LinkAttribute.Link: parent = r.GetInt32(); break;
                 case LinkAttribute.LinkNetNamespaceId: linkNetnsId = r.GetInt32(); break;
@@ -195,6 +198,7 @@ internal static class LinkCodec
             IpvlanMode = ipvlanMode,
             IpvlanFlag = ipvlanFlag,
             VlanId = vlanId,
+            Alias = alias,
         };
     }
 

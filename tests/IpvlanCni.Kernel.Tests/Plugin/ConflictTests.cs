@@ -60,6 +60,70 @@ public class ConflictTests : KernelTest
         Assert.Equal(IpvlanMode.L3, node.Client.GetLink("foreign0").IpvlanMode);
     }
 
+    /// <summary>
+    /// The reference plugin has no guard: its l3 ADD silently switches the port under our l2 pod. Our next l2 ADD
+    /// asks the kernel (the master's port link), not our records: it refuses with the mode the port really runs and
+    /// does not switch it back; CHECK of our pod reports the switch.
+    /// </summary>
+    [Fact]
+    public void After_the_reference_plugin_switched_the_port_our_add_refuses_and_check_reports_our_pod()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var ours = cni.Config("ours", "10.10.0.0/24", "l2");
+        var a = node.AddPod();
+        var addedA = cni.Add(ours, a, "ca").Succeeded();
+        cni.Check(ours, a, "ca", addedA).Succeeded();
+
+        var theirs = cni.Config("theirs", "10.20.0.0/24", "l3", cniVersion: "1.0.0").With("type", "ipvlan").With("stateDir", null);
+        var r = node.AddPod();
+        cni.Run("ADD", theirs, "cr", r.Path, "eth0", plugin: "/usr/lib/cni/ipvlan").Succeeded();
+        Assert.Equal(IpvlanMode.L3, a.Client.GetLink("eth0").IpvlanMode); // the kernel switched our pod
+
+        var b = node.AddPod();
+        var before = NodeSnapshot.Take(cni, a, r, b);
+        string message = cni.Add(ours, b, "cb").FailedWith(7);
+        Assert.Contains("runs ipvlan mode l3", message);
+        Assert.Contains($"port link \"{PortName(node)}\"", message);
+        NodeSnapshot.Take(cni, a, r, b).AssertSameAs(before, "an ADD refused after the reference plugin switched the port");
+        Assert.Equal(IpvlanMode.L3, a.Client.GetLink("eth0").IpvlanMode);
+        Assert.Contains("mode l3", cni.Check(ours, a, "ca", addedA).FailedWith(105));
+
+        cni.Run("DEL", theirs, "cr", r.Path, "eth0", plugin: "/usr/lib/cni/ipvlan").Succeeded();
+        cni.Del(ours, a, "ca").Succeeded();
+    }
+
+    /// <summary>
+    /// A raw RTM_NEWLINK of another mode (what any tool does) switches the port too; the next ADD sees it in the
+    /// port link. The port link lives exactly as long as the master's pods: down, no addresses, removed by the last DEL.
+    /// </summary>
+    [Fact]
+    public void A_raw_netlink_slave_of_another_mode_is_seen_and_the_port_link_follows_the_masters_pods()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var config = cni.Config("portlife", "10.10.0.0/24", "l2");
+        var a = node.AddPod();
+        var before = NodeSnapshot.Take(cni, a);
+        cni.Add(config, a, "ca").Succeeded();
+        var port = node.Client.GetLink(PortName(node));
+        Assert.Equal(("ipvlan", node.Master.Index, false, IpvlanMode.L2), (port.Kind, port.ParentIndex, port.IsUp, port.IpvlanMode));
+        Assert.Empty(node.Client.ListAddresses(System.Net.Sockets.AddressFamily.Unspecified, port.Index));
+
+        node.Client.CreateLink(new IpvlanLinkSpec("flip0", node.Master.Index, IpvlanMode.L3S));
+        Assert.Equal(IpvlanMode.L3S, node.Client.GetLink(PortName(node)).IpvlanMode);
+        var b = node.AddPod();
+        Assert.Contains("mode l3s", cni.Add(config, b, "cb").FailedWith(7));
+        node.Client.DeleteLink(node.Client.GetLink("flip0").Index);
+        Assert.Equal(IpvlanMode.L3S, node.Client.GetLink(PortName(node)).IpvlanMode); // the port keeps the last mode set
+
+        cni.Del(config, a, "ca").Succeeded();
+        Assert.Null(node.Client.TryGetLink(PortName(node)));
+        NodeSnapshot.Take(cni, a).AssertSameAs(before, "the master's last DEL");
+    }
+
+    static string PortName(TestNode node) => $"ipvlp{node.Master.Index}";
+
     [Fact]
     public void A_master_carrying_macvlan_is_refused_with_a_clear_error()
     {

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using IpvlanCni.Kernel.Tests.Support;
 using IpvlanCni.Network;
 using IpvlanCni.Plugin;
+using IpvlanCni.Scenarios;
 
 namespace IpvlanCni.Kernel.Tests.Plugin;
 
@@ -55,19 +56,53 @@ public class MasqueradeTests : KernelTest
     }
 
     /// <summary>
-    /// The backend choice reads the legacy tables of the calling thread's namespace (an in-process caller runs on a
-    /// thread inside the node's), not those of the process's main thread: two namespaces, one with the nat table in
-    /// use, give two answers.
+    /// The sandbox kernel is what the issue found on a node with kmod: nf_tables loads (nft lists tables) but has no
+    /// ip family and no nat chain type. The backend is chosen by creating a NAT chain, so ADD falls back to the legacy
+    /// tables, records that backend for the network, leaves no probe table behind, and DEL removes the rules there.
+    /// Whether iptables-legacy-save ran before (it instantiates the legacy nat table) changes nothing.
     /// </summary>
-    [Fact]
-    public void Legacy_tables_are_looked_up_in_the_calling_threads_namespace()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void With_nf_tables_loaded_but_no_nat_chain_type_ipMasq_falls_back_to_the_legacy_tables(bool legacyTableTouchedFirst)
     {
-        using var withTables = new TestNode();
-        using var without = new TestNode();
-        NodeSnapshot.ReadNatRules(withTables.Namespace, AddressFamily.InterNetwork); // iptables-legacy-save instantiates the nat table
+        LoadModule("nf_tables");
+        Assert.Contains("nf_tables ", File.ReadAllText("/proc/modules"));
+        using var node = new TestNode();
+        var listed = Programs.Run(node.Namespace, Programs.Locate("nft"), ["list", "tables"]);
+        Assert.True(listed.Succeeded, $"nft list tables must work with nf_tables loaded: {listed}");
+        if (legacyTableTouchedFirst)
+            NodeSnapshot.ReadNatRules(node.Namespace, AddressFamily.InterNetwork);
+        var cni = new PluginRunner(node);
+        var pod = node.AddPod();
+        var config = cni.Config("fallback", "10.10.0.0/24").With("ipMasq", true);
 
-        Assert.True(withTables.Namespace.Run(Masquerade.LegacyTablesInUse), "the nat table in use in this namespace went unseen");
-        Assert.False(without.Namespace.Run(Masquerade.LegacyTablesInUse), "another namespace's tables were seen");
-        Assert.IsType<IptablesMasquerade>(withTables.Namespace.Run(Masquerade.ForNode));
+        var added = cni.Add(config, pod, "c1").Succeeded();
+        var record = Directory.GetFiles(Path.Combine(cni.StateDir, "attachments", "fallback")).Single();
+        Assert.Contains("\"NatBackend\":\"iptables-legacy\"", File.ReadAllText(record));
+        Assert.Contains(NodeSnapshot.ReadNatRules(node.Namespace, AddressFamily.InterNetwork), rule => rule.Contains(Masquerade.ChainName("fallback")));
+        var tables = Programs.Run(node.Namespace, Programs.Locate("nft"), ["list", "tables"]);
+        Assert.True(tables.Succeeded && !tables.StdOut.Contains("ipvlan_cni", StringComparison.Ordinal), $"the probe left a table: {tables}");
+        cni.Check(config, pod, "c1", added).Succeeded();
+
+        cni.Del(config, pod, "c1").Succeeded();
+        Assert.DoesNotContain(NodeSnapshot.ReadNatRules(node.Namespace, AddressFamily.InterNetwork), rule => rule.Contains(Masquerade.ChainName("fallback")));
+    }
+
+    /// <summary>A network's rules stay in the backend its records name, whatever the node would choose now.</summary>
+    [Fact]
+    public void A_recorded_backend_is_used_as_recorded()
+    {
+        Assert.Equal(Masquerade.IptablesLegacy, Masquerade.ForNetwork(Masquerade.IptablesLegacy).Backend);
+        Assert.Equal(Masquerade.Nftables, Masquerade.ForNetwork(Masquerade.Nftables).Backend);
+        using var node = new TestNode();
+        Assert.Equal(Masquerade.IptablesLegacy, node.Namespace.Run(() => Masquerade.ForNetwork(null).Backend));
+    }
+
+    static void LoadModule(string module)
+    {
+        using var self = NetNamespace.OpenCurrent();
+        var loaded = Programs.Run(self, Programs.Locate("busybox"), ["modprobe", module]);
+        Assert.True(loaded.Succeeded, $"modprobe {module}: {loaded}");
     }
 }

@@ -121,6 +121,63 @@ public class ReferenceCompatTests : KernelTest
         Assert.Equal(a.Route("0.0.0.0/0")?.Gateway, b.Route("0.0.0.0/0")?.Gateway);
     }
 
+    /// <summary>
+    /// Configurations as a user writes them for the reference (Go's encoding/json: keys match ignoring case, a later
+    /// key overwrites an earlier one, null changes nothing; net.ParseIP: no leading zeros). {M} is the master ens11
+    /// (not the default route's ens10, where a missed key would land the pod), {D} the IPAM data folder.
+    /// </summary>
+    public static TheoryData<string, string> CompatibilityTable() => new()
+    {
+        { "baseline", """{"master":"{M}","ipam":{"type":"host-local","subnet":"10.1.2.0/24","dataDir":"{D}"}}""" },
+        { "Master", """{"Master":"{M}","ipam":{"type":"host-local","subnet":"10.1.2.0/24","dataDir":"{D}"}}""" },
+        { "MASTER and Mode", """{"MASTER":"{M}","Mode":"l3","ipam":{"type":"host-local","subnet":"10.1.2.0/24","dataDir":"{D}"}}""" },
+        { "mode then MODE", """{"master":"{M}","mode":"l2","MODE":"l3","ipam":{"type":"host-local","subnet":"10.1.2.0/24","dataDir":"{D}"}}""" },
+        { "master then null", """{"master":"{M}","Master":null,"ipam":{"type":"host-local","subnet":"10.1.2.0/24","dataDir":"{D}"}}""" },
+        { "MTU", """{"master":"{M}","MTU":1400,"ipam":{"type":"host-local","subnet":"10.1.2.0/24","dataDir":"{D}"}}""" },
+        { "IPAM and Type", """{"master":"{M}","IPAM":{"Type":"host-local","Subnet":"10.1.2.0/24","DataDir":"{D}"}}""" },
+        { "rangeStart", """{"master":"{M}","ipam":{"type":"host-local","subnet":"10.1.2.0/24","rangeStart":"10.1.2.50","dataDir":"{D}"}}""" },
+        { "RANGESTART", """{"master":"{M}","ipam":{"type":"host-local","subnet":"10.1.2.0/24","RANGESTART":"10.1.2.60","dataDir":"{D}"}}""" },
+        { "rangeStart with a leading zero", """{"master":"{M}","ipam":{"type":"host-local","subnet":"10.1.2.0/24","rangeStart":"10.1.2.050","dataDir":"{D}"}}""" },
+        { "subnet with a leading zero", """{"master":"{M}","ipam":{"type":"host-local","subnet":"010.1.2.0/24","dataDir":"{D}"}}""" },
+        { "gateway with a leading zero", """{"master":"{M}","ipam":{"type":"host-local","subnet":"10.1.2.0/24","gateway":"10.1.2.01","dataDir":"{D}"}}""" },
+        { "IPv6 with zero-padded groups", """{"master":"{M}","ipam":{"type":"host-local","subnet":"fd00:0:0:1::/64","rangeStart":"fd00:0:0:1::00a","dataDir":"{D}"}}""" },
+        { "IPv4-mapped rangeStart", """{"master":"{M}","ipam":{"type":"host-local","subnet":"10.1.2.0/24","rangeStart":"::ffff:10.1.2.70","dataDir":"{D}"}}""" },
+    };
+
+    /// <summary>
+    /// Each configuration through the reference (ipvlan + host-local) and through ours on one node, one after the
+    /// other: the same outcome (both refuse, or both attach the pod to the same master with the same mode, MTU and
+    /// address).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(CompatibilityTable))]
+    public void A_configuration_the_reference_reads_gets_the_same_outcome_from_ours(string row, string body)
+    {
+        using var node = new TestNode();
+        node.Client.CreateLink(new DummyLinkSpec("ens11"));
+        node.Client.ChangeLink(node.Client.GetLink("ens11").Index, new LinkChange { Up = true });
+        node.Client.AddRoute(new RouteInfo(IpPrefix.Parse("0.0.0.0/0")) { Gateway = System.Net.IPAddress.Parse("10.10.0.254"), LinkIndex = node.Master.Index });
+        var cni = new PluginRunner(node);
+
+        string Outcome(string type, string plugin, string dataDir)
+        {
+            var pod = node.AddPod();
+            string stdin = $$"""{"cniVersion":"1.0.0","name":"compat","type":"{{type}}","stateDir":"{{cni.StateDir}}",""" +
+                body.Replace("{M}", "ens11").Replace("{D}", dataDir)[1..];
+            var added = cni.Run("ADD", new JsonObject(), "c-" + type, pod.Path, "eth0", stdin: stdin, plugin: plugin);
+            if (added.ExitCode != 0)
+                return $"refused ({added.ErrorMessage.Length > 0})";
+            var eth0 = pod.Client.GetLink("eth0");
+            string outcome = $"parent {node.Client.TryGetLink(eth0.ParentIndex)?.Name}, mode {eth0.IpvlanMode}, mtu {eth0.Mtu}, {string.Join(",", added.Addresses)}";
+            cni.Run("DEL", new JsonObject(), "c-" + type, pod.Path, "eth0", stdin: stdin, plugin: plugin).Succeeded($"DEL {type} {row}");
+            return outcome;
+        }
+
+        string theirs = Outcome("ipvlan", ReferenceIpvlan, Path.Combine(cni.DataDir, "reference"));
+        string ours = Outcome("ipvlan-cni", CniRuntime.PluginPath, Path.Combine(cni.DataDir, "ours"));
+        Assert.True(theirs == ours, $"{row}: the reference: {theirs}; ours: {ours}");
+    }
+
     /// <summary>Every path to a value ("ips[].gateway"), values left out, sorted.</summary>
     static List<string> Shape(JsonElement element)
     {

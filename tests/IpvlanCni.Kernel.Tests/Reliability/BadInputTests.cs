@@ -41,7 +41,7 @@ public sealed class BadInputNode : IDisposable
     public NodeSnapshot Baseline { get; }
 
     /// <summary>The plugin's folders and the node's /tmp folder: nothing outside may appear, nothing inside may change.</summary>
-    public NodeSnapshot Snapshot() => NodeSnapshot.Take(Node, $"/tmp/{Node.Name}");
+    public NodeSnapshot Snapshot() => NodeSnapshot.Take(Node, $"/tmp/{Node.Name}", Cni.NodeStateDir);
 
     public void Dispose()
     {
@@ -174,7 +174,8 @@ public class BadInputTests(BadInputNode fixture) : KernelTest, IClassFixture<Bad
         ["master missing"] = new(7, "master", n => Add(n, config: c => c["master"] = "nosuch0")),
         ["master with /"] = new(7, "master", n => Add(n, config: c => c["master"] = "../ens10")),
         ["stateDir relative"] = new(7, "stateDir", n => Add(n, config: c => c["stateDir"] = $"../{EscapeMarker}")),
-        ["hostAccess with flag private"] = new(7, "flag", n => Add(n, config: c => { c["hostAccess"] = new JsonObject(); c["flag"] = "private"; })),
+        ["hostAccess with flag private"] = new(2, "flag", n => Add(n, config: c => { c["hostAccess"] = new JsonObject(); c["flag"] = "private"; })),
+        ["hostAccess with linkInContainer"] = new(2, "linkInContainer", n => Add(n, config: c => { c["hostAccess"] = new JsonObject(); c["linkInContainer"] = true; })),
         ["no ipam and no prevResult"] = new(7, "ipam", n => Add(n, config: c => c.Remove("ipam"))),
         ["ipam type missing"] = new(7, "ipam.type", n => Add(n, config: c => c["ipam"]!.AsObject().Remove("type"))),
         ["ipam type a path"] = new(7, "ipam.type", n => Add(n, config: Ipam("type", "../../bin/sh"))),

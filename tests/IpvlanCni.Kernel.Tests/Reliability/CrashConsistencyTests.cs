@@ -120,3 +120,106 @@ public class CrashConsistencyTests : KernelTest
         AssertNothingLeft(node, cni, baseline, pods, "GC after crashes");
     }
 }
+
+/// <summary>
+/// SIGKILL at every system call of ADD, DEL and GC that changes state (not only at the named steps): strace counts
+/// the plugin's unlinks, renames, folder creations and netlink sends, then, run after run, kills the plugin at the
+/// first, the second, ... of them (strace's fault injection, signal=SIGKILL when=N). After each kill the next DEL or
+/// GC must leave the node exactly as it was, NAT rules and the node's registry included. `make test` kills at every
+/// third call; `make soak` (IPVLANCNI_CRASH_STRIDE=1) at every one.
+/// </summary>
+public class SyscallCrashTests : KernelTest
+{
+    const string Strace = "/usr/bin/strace";
+    const string StateChanging = "unlink,unlinkat,rename,renameat,renameat2,mkdir,mkdirat,sendto,sendmsg";
+
+    static int Stride => int.TryParse(Environment.GetEnvironmentVariable("IPVLANCNI_CRASH_STRIDE"), out int n) && n > 0 ? n : 3;
+
+    /// <summary>Runs the plugin under strace, tracing (and with <paramref name="killAt"/> killing at) the state-changing calls.</summary>
+    static ProgramResult Traced(PluginRunner cni, Dictionary<string, string> env, string stdin, string traceFile, int? killAt)
+    {
+        Assert.True(File.Exists(Strace), $"{Strace} is missing ('make deps' installs strace)");
+        var args = new List<string> { "-f", "--seccomp-bpf", "-qq", "-o", traceFile, "-e", $"trace={StateChanging}" };
+        if (killAt is { } n)
+            args.AddRange(["-e", $"inject={StateChanging}:signal=SIGKILL:when={n}"]);
+        args.Add(CniRuntime.PluginPath);
+        return Programs.Run(cni.Node.Namespace, Strace, args, env, stdin, inheritEnvironment: false);
+    }
+
+    /// <summary>The state-changing calls of the plugin's main thread (the first pid in the trace): where kills land.</summary>
+    static int CountCalls(string traceFile)
+    {
+        var lines = File.ReadAllLines(traceFile).Where(l => l.Length > 0 && char.IsAsciiDigit(l[0])).ToList();
+        Assert.NotEmpty(lines);
+        string main = lines[0].Split(' ')[0];
+        return lines.Count(l => l.Split(' ')[0] == main && !l.Contains("resumed>", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("ADD")]
+    [InlineData("DEL")]
+    [InlineData("GC")]
+    public void Sigkill_at_every_state_changing_system_call_leaves_what_the_next_del_or_gc_removes(string command)
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var config = Residue.FullConfig(cni, "sys" + command.ToLowerInvariant());
+        config["master"] = $"{node.MasterName}.600"; // a VLAN the first ADD creates and the last DEL removes
+        string trace = $"/tmp/{node.Name}/trace";
+        NodeSnapshot.Take(node); // reads (so creates) the nat tables: the backend every snapshot compares
+        var warm = node.AddPod();
+        cni.Add(config, warm, "warmup").Succeeded();
+        cni.Del(config, warm, "warmup").Succeeded();
+        var baseline = NodeSnapshot.Take(cni);
+
+        // Prepares the node for one run and returns the request to kill; Finish cleans up as a runtime would.
+        (Dictionary<string, string> Env, string Stdin) Prepare(TestPod pod, string id)
+        {
+            switch (command)
+            {
+                case "ADD":
+                    return (CniRuntime.Environment("ADD", id, pod.Path, "eth0"), config.ToJsonString());
+                case "DEL":
+                    cni.Add(config, pod, id).Succeeded();
+                    return (CniRuntime.Environment("DEL", id, pod.Path, "eth0"), config.ToJsonString());
+                default:
+                    cni.Add(config, pod, id).Succeeded();
+                    var gc = config.DeepClone();
+                    gc["cni.dev/valid-attachments"] = new System.Text.Json.Nodes.JsonArray();
+                    return (CniRuntime.Environment("GC", "", "", ""), gc.ToJsonString());
+            }
+        }
+        void Finish(TestPod pod, string id)
+        {
+            if (command == "GC")
+                cni.Gc(config).Succeeded($"GC after a killed GC ({id})");
+            else
+                cni.Del(config, pod, id).Succeeded($"DEL after a killed {command} ({id})");
+        }
+
+        // One clean traced run counts the calls a kill can land on.
+        var countPod = node.AddPod();
+        var (countEnv, countStdin) = Prepare(countPod, "count");
+        var counted = Traced(cni, countEnv, countStdin, trace, killAt: null);
+        Assert.True(counted.ExitCode == 0, $"traced {command}: {counted.ExitCode} {counted.StdOut} {counted.StdErr}");
+        int calls = CountCalls(trace);
+        if (command == "ADD")
+            Finish(countPod, "count");
+        NodeSnapshot.Take(cni).AssertSameAs(baseline, $"the counting {command}");
+
+        int killed = 0;
+        for (int n = 1; n <= calls; n += n == calls ? 1 : Math.Min(Stride, Math.Max(1, calls - n)))
+        {
+            var pod = node.AddPod();
+            string id = $"k{n}";
+            var (env, stdin) = Prepare(pod, id);
+            var run = Traced(cni, env, stdin, trace, killAt: n);
+            if (run.ExitCode != 0)
+                killed++;
+            Finish(pod, id);
+            Assert.True(Residue.PodLinks(pod).Count == 0, $"{command} killed at call {n} of {calls}: pod still has {string.Join(", ", Residue.PodLinks(pod))}");
+            NodeSnapshot.Take(cni).AssertSameAs(baseline, $"{command} killed at state-changing call {n} of {calls}, then {(command == "GC" ? "GC" : "DEL")}");
+        }
+        Assert.True(killed > 0, $"no {command} was killed in {calls} calls");
+    }
+}

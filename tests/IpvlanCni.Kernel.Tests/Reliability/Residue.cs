@@ -7,7 +7,7 @@ namespace IpvlanCni.Kernel.Tests.Reliability;
 static class Residue
 {
     /// <summary>Records, reservations and temporaries under the state and IPAM folders (<see cref="SnapshotFolders.PluginState"/>).</summary>
-    public static List<string> Files(PluginRunner cni) => NodeSnapshot.ListFolders(SnapshotFolders.PluginState(cni.StateDir, cni.DataDir));
+    public static List<string> Files(PluginRunner cni) => NodeSnapshot.ListFolders(SnapshotFolders.PluginState(cni.StateDir, cni.DataDir, cni.NodeStateDir));
 
     /// <summary>The pod's links other than lo: what DEL must remove.</summary>
     public static List<string> PodLinks(TestPod pod) => [.. pod.Client.ListLinks().Where(l => l.Name != "lo").Select(l => $"{l.Name} ({l.Kind})")];

@@ -94,12 +94,16 @@ public class SecurityTests : KernelTest
         Link($"{attachments}/c1@eth0.tmp", victim.File);
         Link($"{attachments}/stale@eth0", victim.File);
         Link($"{cni.StateDir}/masters/{node.MasterName}", victim.File);
+        // The temporaries' folders and the node's registry (where the master records and the user marks live).
+        Link($"{cni.StateDir}/tmp/{Environment.ProcessId}.1", victim.File);
+        Link($"{cni.NodeStateDir}/masters/{node.MasterName}", victim.File);
+        Link($"{cni.NodeStateDir}/tmp/1.1", victim.File);
+        Link($"{cni.NodeStateDir}/users/{node.MasterName}/planted/c1@eth0", victim.File);
 
         var pod = node.AddPod();
         var added = cni.Add(config, pod, "c1").Succeeded();
         Assert.NotEqual("10.10.0.2/24", added.Json.GetProperty("ips")[0].GetProperty("address").GetString());
         victim.AssertUntouched("ADD");
-        Link($"{attachments}/c1@eth0.tmp", victim.File); // ADD replaced the link itself (rename), as it may; plant it again for DEL
         cni.Del(config, pod, "stale").Succeeded();
         cni.Del(config, pod, "c1").Succeeded();
         victim.AssertUntouched("DEL");
@@ -150,9 +154,11 @@ public class SecurityTests : KernelTest
         Assert.Empty(Residue.PodLinks(pod));
 
         Directory.Delete(cni.DataDir, recursive: true);
-        File.Delete($"{cni.StateDir}/lock");
-        File.CreateSymbolicLink($"{cni.StateDir}/lock", victim.File);
+        Directory.CreateDirectory(cni.NodeStateDir);
+        File.Delete($"{cni.NodeStateDir}/lock");
+        File.CreateSymbolicLink($"{cni.NodeStateDir}/lock", victim.File);
         Assert.NotEqual(0, cni.Add(config, pod, "c2").ExitCode);
         victim.AssertUntouched("ADD with a symlinked lock");
+        File.Delete($"{cni.NodeStateDir}/lock");
     }
 }

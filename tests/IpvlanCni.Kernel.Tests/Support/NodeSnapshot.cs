@@ -34,7 +34,7 @@ public sealed record NodeSnapshot(
 
     /// <summary>The node, these pods, and the plugin's state and IPAM folders as <see cref="SnapshotFolders.PluginState"/> sees them.</summary>
     public static NodeSnapshot Take(PluginRunner cni, params TestPod[] pods) =>
-        Take(cni.Node.Namespace, SnapshotFolders.PluginState(cni.StateDir, cni.DataDir), [.. pods.Select(p => p.Namespace)]);
+        Take(cni.Node.Namespace, SnapshotFolders.PluginState(cni.StateDir, cni.DataDir, cni.NodeStateDir), [.. pods.Select(p => p.Namespace)]);
 
     /// <summary>The lab's node and its plugin folders as <see cref="SnapshotFolders.PluginState"/> sees them.</summary>
     public static NodeSnapshot Take(Lab lab) => Take(lab.Node, SnapshotFolders.PluginState(lab.StateDir, lab.IpamDir));
@@ -149,7 +149,11 @@ public sealed record NodeSnapshot(
                 foreach (var child in dir.EnumerateFileSystemInfos())
                     Visit(child);
             }
-            else if (!folders.Ignores(entry.Name))
+            else if (folders.Ignores(entry.Name))
+                return;
+            else if (IpvlanCni.Interop.Libc.TryGetFileType(entry.FullName) is not IpvlanCni.Interop.Libc.S_IFREG)
+                entries.Add($"{entry.FullName} special {mode}"); // a FIFO or device: typed, never opened (it could block)
+            else
                 entries.Add($"{entry.FullName} file {mode} {Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(entry.FullName)))[..16]}");
         }
         foreach (string folder in folders.Roots)
@@ -185,6 +189,6 @@ public sealed record SnapshotFolders(params string[] Roots)
     /// empty flock targets (the first call makes them, they hold nothing), host-local's allocation cursor
     /// last_reserved_ip.N (it moves on purpose and stays after DEL, as in the reference) and the folders themselves.
     /// </summary>
-    public static SnapshotFolders PluginState(string stateDir, string dataDir) =>
-        new(stateDir, dataDir) { IgnoredNames = ["lock", "last_reserved_ip.*"], ListDirectories = false };
+    public static SnapshotFolders PluginState(string stateDir, string dataDir, params string[] more) =>
+        new([stateDir, dataDir, .. more]) { IgnoredNames = ["lock", "last_reserved_ip.*"], ListDirectories = false };
 }

@@ -19,6 +19,12 @@ public sealed class PluginRunner(TestNode node) : CniRuntime(node.Namespace)
     public TestNode Node { get; } = node;
     public string StateDir => $"/tmp/{Node.Name}/state";
     public string DataDir => $"/tmp/{Node.Name}/ipam";
+    /// <summary>The plugin's node-wide registry (lock, masters, users) for this node's namespace, whatever stateDir says.</summary>
+    public string NodeStateDir => _nodeStateDir ??= NodeStateDirOf(Node.Namespace);
+    string? _nodeStateDir;
+
+    public static string NodeStateDirOf(IpvlanCni.Network.NetNamespace ns) =>
+        "/run/ipvlan-cni/" + ns.Run(IpvlanCni.Plugin.StateStore.NodeFolderName);
 
     /// <summary>An ipvlan-cni network with host-local IPAM and a default route, in this node's folders; edit freely.</summary>
     public JsonObject Config(string network, string subnet, string mode = "l2", string cniVersion = "1.1.0") => new()

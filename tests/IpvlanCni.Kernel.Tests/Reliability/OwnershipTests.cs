@@ -1,0 +1,236 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using IpvlanCni.Interop;
+using IpvlanCni.Kernel.Tests.Plugin;
+using IpvlanCni.Kernel.Tests.Support;
+using IpvlanCni.Network;
+using IpvlanCni.Scenarios;
+
+namespace IpvlanCni.Kernel.Tests.Reliability;
+
+/// <summary>
+/// What the plugin deletes is what its records say it created and the kernel confirms is still that; node-wide state
+/// is node-wide; valid names never collide with the store's own files; no test switch reaches the shipped binary.
+/// </summary>
+public class OwnershipTests : KernelTest
+{
+    static JsonObject OnMaster(PluginRunner cni, string network, string subnet, string master, string? stateDir = null)
+    {
+        var config = cni.Config(network, subnet);
+        config["master"] = master;
+        if (stateDir is not null)
+            config["stateDir"] = stateDir;
+        return config;
+    }
+
+    [Fact]
+    public void An_ifname_ending_like_a_temporary_is_an_ordinary_attachment_that_another_del_leaves_alone()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var before = NodeSnapshot.Take(cni);
+        var config = OnMaster(cni, "suffix", "10.10.0.0/24", $"{node.MasterName}.300");
+        var first = node.AddPod();
+        var second = node.AddPod();
+        cni.Add(config, first, "c1").Succeeded();
+        cni.Add(config, second, "c1", ifName: "eth0.tmp").Succeeded();
+
+        cni.Del(config, first, "c1").Succeeded();
+        Assert.True(cni.HasRecord("suffix", "c1", "eth0.tmp"), "the other pod's record went with the first DEL");
+        Assert.NotNull(node.Client.TryGetLink($"{node.MasterName}.300"));
+        Assert.NotNull(second.Client.TryGetLink("eth0.tmp"));
+
+        cni.Del(config, second, "c1", ifName: "eth0.tmp").Succeeded();
+        Assert.Null(node.Client.TryGetLink($"{node.MasterName}.300"));
+        NodeSnapshot.Take(cni).AssertSameAs(before, "both DELs");
+    }
+
+    [Theory]
+    [InlineData(236)]
+    [InlineData(255)]
+    public void Container_ids_up_to_255_characters_work_end_to_end(int length)
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var pod = node.AddPod();
+        var config = Residue.FullConfig(cni, "longid");
+        var before = NodeSnapshot.Take(cni, pod);
+        string id = "c" + new string('7', length - 1);
+        string sibling = "c" + new string('7', length - 2) + "8";
+        var added = cni.Add(config, pod, id).Succeeded("ADD of a long ID");
+        var other = node.AddPod();
+        cni.Add(config, other, sibling).Succeeded("ADD of a sibling long ID");
+        cni.Check(config, pod, id, added).Succeeded("CHECK of a long ID");
+        Assert.All(Directory.GetFiles($"{cni.StateDir}/attachments/longid"), f => Assert.True(Path.GetFileName(f).Length <= 255, f));
+        cni.Del(config, other, sibling).Succeeded();
+        cni.Del(config, pod, id).Succeeded("DEL of a long ID");
+        NodeSnapshot.Take(cni, pod).AssertSameAs(before, "ADD, CHECK and DEL of a long container ID");
+    }
+
+    [Fact]
+    public void The_shipped_binary_ignores_every_fault_variable_and_the_test_build_obeys_them()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var pod = node.AddPod();
+        var config = cni.Config("faults", "10.10.0.0/24");
+        var before = NodeSnapshot.Take(cni, pod);
+        foreach (string step in IpvlanCni.Plugin.FaultPoints.AddSteps)
+        {
+            foreach (string fault in new[] { $"{step}:crash", $"{step}:fail" })
+            {
+                var env = CniRuntime.Environment("ADD", "c1", pod.Path, "eth0");
+                env[CniRuntime.FaultVariable] = fault;
+                env["IPVLAN_CNI_FAULTS"] = "1";
+                var added = cni.RunRaw(env, config.ToJsonString(), plugin: CniRuntime.PluginPath);
+                added.Succeeded($"the shipped binary with {CniRuntime.FaultVariable}={fault}");
+                cni.Del(config, pod, "c1").Succeeded();
+            }
+        }
+        NodeSnapshot.Take(cni, pod).AssertSameAs(before, "ADD and DEL with fault variables set");
+        // The same request to the test build does fail: the variable is real, only the shipped binary lacks it.
+        var faulty = cni.Add(config, pod, "c1", env: new Dictionary<string, string> { [CniRuntime.FaultVariable] = "recorded:fail" });
+        Assert.NotEqual(0, faulty.ExitCode);
+        Assert.Contains("injected fault", faulty.ErrorMessage);
+        NodeSnapshot.Take(cni, pod).AssertSameAs(before, "the test build's rolled-back ADD");
+    }
+
+    [Fact]
+    public void Waiting_for_the_node_lock_has_a_deadline_then_code_11()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var pod = node.AddPod();
+        var second = node.AddPod();
+        var config = cni.Config("locked", "10.10.0.0/24");
+        config["timeouts"] = new JsonObject { ["lock"] = 1 };
+        cni.Add(config, pod, "c0").Succeeded(); // creates the node's folder and lock
+        var before = NodeSnapshot.Take(cni, pod, second);
+
+        using (var lockFile = Libc.Open($"{cni.NodeStateDir}/lock", Libc.O_RDONLY))
+        using (FileLock.TryAcquire(lockFile, TimeSpan.FromSeconds(5)) ?? throw new InvalidOperationException("could not take the node lock"))
+        {
+            var clock = Stopwatch.StartNew();
+            var refused = cni.Add(config, second, "c1");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"ADD waited {clock.Elapsed}");
+            Assert.Contains("try again later", refused.FailedWith(11));
+            Assert.Equal(11, cni.Del(config, pod, "c0").ErrorCode);
+        }
+        NodeSnapshot.Take(cni, pod, second).AssertSameAs(before, "requests refused for a held lock");
+        cni.Add(config, second, "c1").Succeeded("ADD once the lock is free");
+        cni.Del(config, second, "c1").Succeeded();
+        cni.Del(config, pod, "c0").Succeeded();
+    }
+
+    [Fact]
+    public void Two_networks_with_different_state_dirs_share_a_vlan_master_until_the_last_pod_of_either()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        string vlan = $"{node.MasterName}.200";
+        var a = OnMaster(cni, "neta", "10.20.0.0/24", vlan, $"/tmp/{node.Name}/state-a");
+        var b = OnMaster(cni, "netb", "10.21.0.0/24", vlan, $"/tmp/{node.Name}/state-b");
+        var podA = node.AddPod();
+        var podB1 = node.AddPod();
+        var podB2 = node.AddPod();
+        var before = NodeSnapshot.Take(cni);
+
+        cni.Add(a, podA, "a1").Succeeded();
+        var b1 = cni.Add(b, podB1, "b1").Succeeded();
+        var b2 = cni.Add(b, podB2, "b2").Succeeded();
+        cni.Del(a, podA, "a1").Succeeded("the last DEL of network a");
+
+        Assert.NotNull(node.Client.TryGetLink(vlan));
+        Assert.True(Programs.Ping(podB1.Namespace, b2.Address()), "network b's pods no longer reach each other after network a's last DEL");
+        cni.Check(b, podB1, "b1", b1).Succeeded("CHECK of network b's pod");
+
+        cni.Del(b, podB1, "b1").Succeeded();
+        Assert.NotNull(node.Client.TryGetLink(vlan));
+        cni.Del(b, podB2, "b2").Succeeded();
+        Assert.Null(node.Client.TryGetLink(vlan));
+        NodeSnapshot.Take(cni).AssertSameAs(before, "both networks' last DEL");
+    }
+
+    [Fact]
+    public void Del_leaves_a_host_link_that_took_a_recorded_name_after_the_plugin_lost_it()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        string vlan = $"{node.MasterName}.400";
+        var config = OnMaster(cni, "renamed", "10.10.0.0/24", vlan);
+        config["hostAccess"] = new JsonObject { ["addresses"] = new JsonArray("10.10.0.1"), ["interface"] = "hostside9" };
+        var pod = node.AddPod();
+        cni.Add(config, pod, "c1").Succeeded();
+
+        // Someone else removes the VLAN (its slaves go with it) and puts their own links under both names.
+        node.Client.DeleteLink(node.Client.GetLink(vlan).Index);
+        node.Client.CreateLink(new DummyLinkSpec(vlan));
+        node.Client.CreateLink(new DummyLinkSpec("hostside9"));
+        cni.Del(config, pod, "c1").Succeeded();
+
+        Assert.Equal("dummy", node.Client.TryGetLink(vlan)?.Kind);
+        Assert.Equal("dummy", node.Client.TryGetLink("hostside9")?.Kind);
+        Assert.False(cni.HasRecord("renamed", "c1"));
+    }
+
+    [Fact]
+    public void Del_without_a_record_after_a_refused_add_leaves_the_pods_own_link()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var pod = node.AddPod();
+        var config = cni.Config("refused", "10.10.0.0/24");
+        pod.Client.CreateLink(new DummyLinkSpec("eth0"));
+        Assert.Equal(104, cni.Add(config, pod, "c1").ErrorCode);
+        cni.Del(config, pod, "c1").Succeeded();
+        Assert.Equal("dummy", pod.Client.TryGetLink("eth0")?.Kind);
+    }
+
+    /// <summary>
+    /// A delegated IPAM plugin that records its environment: each of its calls (ADD, the rollback's DEL, GC's DEL of a
+    /// stale attachment) gets CNI_COMMAND, CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME and CNI_PATH as the spec says.
+    /// </summary>
+    [Fact]
+    public void Delegated_ipam_gets_the_specs_environment_in_every_call_gc_and_rollback_included()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        string bin = $"/tmp/{node.Name}/bin", log = $"/tmp/{node.Name}/ipam-env.log";
+        Directory.CreateDirectory(bin);
+        // host-local ignores ipam.type, so under another name it stands in for any delegated IPAM plugin; Debian's
+        // predates CNI 1.1.0 (no GC, and it refuses the version), so the wrapper answers GC and relabels the version.
+        File.WriteAllText($"{bin}/env-ipam", $$"""
+            #!/bin/sh
+            echo "$CNI_COMMAND|$CNI_CONTAINERID|$CNI_NETNS|$CNI_IFNAME|$CNI_PATH" >> {{log}}
+            [ "$CNI_COMMAND" = GC ] && exit 0
+            sed 's/"cniVersion":"1.1.0"/"cniVersion":"1.0.0"/' | /usr/lib/cni/host-local
+            """ + "\n");
+        File.SetUnixFileMode($"{bin}/env-ipam", (UnixFileMode)0b111_101_101);
+        var config = cni.Config("delegated", "10.10.0.0/24");
+        config["ipam"]!["type"] = "env-ipam";
+        var env = new Dictionary<string, string> { ["CNI_PATH"] = $"{bin}:{CniRuntime.CniPath}" };
+        var pod = node.AddPod();
+
+        // Rollback: the test build fails ADD after the reservation; the rollback's DEL must name the attachment.
+        var failed = cni.Add(config, pod, "c1", env: new Dictionary<string, string>(env) { [CniRuntime.FaultVariable] = "link-created:fail" });
+        Assert.NotEqual(0, failed.ExitCode);
+        cni.Add(config, pod, "c2", env: env).Succeeded();
+        cni.Run("GC", GcList(config), "", "", "", env).Succeeded("GC");
+
+        var lines = File.ReadAllLines(log);
+        string cniPath = env["CNI_PATH"];
+        Assert.Contains($"ADD|c1|{pod.Path}|eth0|{cniPath}", lines);
+        Assert.Contains($"DEL|c1|{pod.Path}|eth0|{cniPath}", lines);   // the rollback
+        Assert.Contains($"ADD|c2|{pod.Path}|eth0|{cniPath}", lines);
+        Assert.Contains($"DEL|c2|{pod.Path}|eth0|{cniPath}", lines);   // GC's release of the stale attachment
+        Assert.False(cni.HasRecord("delegated", "c2"), "GC left the stale record");
+        Assert.DoesNotContain(Directory.GetFiles($"{cni.DataDir}/delegated"), f => System.Net.IPAddress.TryParse(Path.GetFileName(f), out _));
+    }
+
+    static JsonObject GcList(JsonObject config)
+    {
+        var copy = config.DeepClone().AsObject();
+        copy["cni.dev/valid-attachments"] = new JsonArray();
+        return copy;
+    }
+}
