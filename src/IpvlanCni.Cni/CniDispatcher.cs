@@ -43,8 +43,8 @@ public static class CniDispatcher
         }
         catch (Exception e)
         {
-            // Plugins should throw CniException; anything else is a bug we still report in the spec's shape.
-            error = new CniException(CniErrorCode.Internal, e.Message, e.GetType().FullName, e);
+            // Plugins should throw CniException; anything else is a bug we still report in the spec's shape, in words.
+            error = CniException.FromUnexpected(e);
         }
 
         if (error is not null)

@@ -35,4 +35,25 @@ public sealed class CniException(int code, string message, string? details = nul
 {
     public int Code { get; } = code;
     public string? Details { get; } = details;
+
+    /// <summary>
+    /// An exception no code path classified, in words: the published binary carries .NET's resource keys, not its
+    /// texts (UseSystemResourceKeys), so a bare message would read "IO_PathNotFound_Path". File-system failures are
+    /// I/O errors (5); anything else is internal (999), named by its type.
+    /// </summary>
+    public static CniException FromUnexpected(Exception e)
+    {
+        string text = ResourceKey.IsMatch(e.Message) ? "" : $": {e.Message}";
+        return e switch
+        {
+            FileNotFoundException or DirectoryNotFoundException => new(CniErrorCode.IoFailure, $"a file or folder the plugin needs is missing{text}", e.GetType().Name, e),
+            PathTooLongException => new(CniErrorCode.IoFailure, $"a path is too long for the file system{text}", e.GetType().Name, e),
+            UnauthorizedAccessException => new(CniErrorCode.IoFailure, $"permission denied{text}", e.GetType().Name, e),
+            IOException => new(CniErrorCode.IoFailure, $"I/O error{text}", e.GetType().Name, e),
+            OutOfMemoryException => new(CniErrorCode.Internal, "out of memory", e.GetType().Name, e),
+            _ => new(CniErrorCode.Internal, $"internal error ({e.GetType().Name}){text}", e.GetType().FullName, e),
+        };
+    }
+
+    static readonly System.Text.RegularExpressions.Regex ResourceKey = new(@"^[A-Za-z]+_[A-Za-z_]+(,|$)");
 }
