@@ -164,9 +164,10 @@ public class SyscallCrashTests : KernelTest
         foreach (string line in lines)
         {
             var fields = line.Split(' ', 2, StringSplitOptions.RemoveEmptyEntries);
-            if (fields[0] != main || fields.Length < 2 || fields[1].StartsWith('<') || fields[1].StartsWith('+'))
-                continue; // another thread, a resumed call, an exit
-            string call = fields[1][..fields[1].IndexOf('(')];
+            // Another thread, a resumed call ("<... sendto resumed>"), a signal ("--- SIGCHLD"), an exit ("+++").
+            if (fields[0] != main || fields.Length < 2 || System.Text.RegularExpressions.Regex.Match(fields[1], @"^(\w+)\(") is not { Success: true } start)
+                continue;
+            string call = start.Groups[1].Value;
             seen[call] = seen.GetValueOrDefault(call) + 1;
             calls.Add((call, seen[call]));
         }
