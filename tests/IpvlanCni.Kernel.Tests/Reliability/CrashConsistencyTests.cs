@@ -27,6 +27,7 @@ public class CrashConsistencyTests : KernelTest
     /// <summary>The node after one full ADD/DEL: the lock files and folders exist, nothing else of ours does.</summary>
     static NodeSnapshot Baseline(TestNode node, PluginRunner cni, System.Text.Json.Nodes.JsonObject config)
     {
+        NodeSnapshot.Take(node); // reads (so creates) the nat tables: the backend every snapshot compares
         var pod = node.AddPod();
         cni.Add(config, pod, "warmup").Succeeded();
         cni.Del(config, pod, "warmup").Succeeded();
