@@ -87,7 +87,8 @@ kernel-test:
 	@test -f $(RESULTS)/Kernel.trx || { echo "kernel suite did not run in the sandbox"; exit 1; }
 
 # Full-size reliability runs: 1000 in-process ADD/DEL cycles (descriptors, links, routes, store files must not grow)
-# and 100 ADDs killed with SIGKILL at random moments, each cleaned up by DEL. `make test` runs 100 and 6.
+# and 100 ADDs killed with SIGKILL at random moments, each cleaned up by DEL. `make test` runs 100 and 6. ADD, DEL and GC
+# killed at every state-changing system call (`make test`: every third).
 SOAK_CYCLES ?= 1000
 CRASH_KILLS ?= 100
 # The cluster IPAM storm (three-member etcd, dozens of simulated nodes, leaders killed and paused) for this long;
@@ -96,9 +97,9 @@ ETCD_STORM_SECONDS ?= 300
 soak: deps build publish
 	IPVLANCNI_ETCD_STORM_SECONDS=$(ETCD_STORM_SECONDS) $(DOTNET) test tests/IpvlanCni.ClusterIpam.Tests --no-build -c Release \
 		--logger "console;verbosity=detailed" --filter "FullyQualifiedName~StormTests"
-	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) --env IPVLANCNI_FAULT_PLUGIN=$(CURDIR)/$(TEST_PLUGIN) --env IPVLANCNI_SOAK_CYCLES=$(SOAK_CYCLES) --env IPVLANCNI_CRASH_KILLS=$(CRASH_KILLS) \
+	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) --env IPVLANCNI_FAULT_PLUGIN=$(CURDIR)/$(TEST_PLUGIN) --env IPVLANCNI_SOAK_CYCLES=$(SOAK_CYCLES) --env IPVLANCNI_CRASH_KILLS=$(CRASH_KILLS) --env IPVLANCNI_CRASH_STRIDE=1 \
 		$(DOTNET) test tests/IpvlanCni.Kernel.Tests --no-build -c Release --logger "console;verbosity=normal" \
-		--filter "FullyQualifiedName~Reliability.SoakTests|FullyQualifiedName~Reliability.CrashConsistencyTests.Sigkill"
+		--filter "FullyQualifiedName~Reliability.SoakTests|FullyQualifiedName~Reliability.CrashConsistencyTests.Sigkill|FullyQualifiedName~Reliability.SyscallCrashTests"
 
 demo: deps build publish
 	$(SANDBOX) --env IPVLANCNI_PLUGIN=$(CURDIR)/$(PLUGIN) $(DOTNET) artifacts/build/bin/IpvlanCni.Demo/release/IpvlanCni.Demo.dll

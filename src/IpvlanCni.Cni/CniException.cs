@@ -38,13 +38,34 @@ public sealed class CniException(int code, string message, string? details = nul
 
     /// <summary>
     /// Any failure as the spec's error: ours as thrown; a kernel refusal as 100 with the operation, errno and the
-    /// kernel's extended-ack text; a file the node would not read or write as 5; only a bug as 999.
+    /// kernel's extended-ack text; a file-system failure as 5; only a bug as 999. In words: the published binary
+    /// carries .NET's resource keys, not its texts (UseSystemResourceKeys), so a bare message would read
+    /// "IO_PathNotFound_Path".
     /// </summary>
-    public static CniException From(Exception e) => e switch
+    public static CniException From(Exception e)
     {
-        CniException cni => cni,
-        IpvlanCni.Netlink.NetlinkException kernel => new(CniErrorCode.KernelRefused, kernel.Message, null, e),
-        IOException or UnauthorizedAccessException => new(CniErrorCode.IoFailure, e.Message, null, e),
-        _ => new(CniErrorCode.Internal, e.Message, e.GetType().FullName, e),
-    };
+        string text = IsResourceKey(e.Message) ? "" : $": {e.Message}";
+        return e switch
+        {
+            CniException cni => cni,
+            IpvlanCni.Netlink.NetlinkException kernel => new(CniErrorCode.KernelRefused, kernel.Message, null, e),
+            FileNotFoundException or DirectoryNotFoundException => new(CniErrorCode.IoFailure, $"a file or folder the plugin needs is missing{text}", e.GetType().Name, e),
+            PathTooLongException => new(CniErrorCode.IoFailure, $"a path is too long for the file system{text}", e.GetType().Name, e),
+            UnauthorizedAccessException => new(CniErrorCode.IoFailure, $"permission denied{text}", e.GetType().Name, e),
+            IOException => new(CniErrorCode.IoFailure, $"I/O error{text}", e.GetType().Name, e),
+            OutOfMemoryException => new(CniErrorCode.Internal, "out of memory", e.GetType().Name, e),
+            _ => new(CniErrorCode.Internal, $"internal error ({e.GetType().Name}){text}", e.GetType().FullName, e),
+        };
+    }
+
+    /// <summary>"IO_PathNotFound_Path" or "Arg_OutOfMemoryException, ...": letters and underscores up to the first comma.</summary>
+    static bool IsResourceKey(string message)
+    {
+        int end = message.IndexOf(',');
+        var head = end < 0 ? message.AsSpan() : message.AsSpan(0, end);
+        return head.Length > 0 && head.Contains('_') && head[0] != '_' && !head.ContainsAnyExcept(KeyChars);
+    }
+
+    static readonly System.Buffers.SearchValues<char> KeyChars =
+        System.Buffers.SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_");
 }

@@ -152,8 +152,15 @@ static class HostSide
         foreach (var family in families.Distinct())
         {
             string path = family == AddressFamily.InterNetwork ? "/proc/sys/net/ipv4/ip_forward" : "/proc/sys/net/ipv6/conf/all/forwarding";
-            if (File.ReadAllText(path).Trim() != "1")
-                File.WriteAllText(path, "1");
+            try
+            {
+                if (File.ReadAllText(path).Trim() != "1")
+                    File.WriteAllText(path, "1");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new CniException(CniErrorCode.IoFailure, $"egress \"host\": cannot turn on forwarding in {path} ({e.GetType().Name})");
+            }
         }
     }
 }

@@ -330,7 +330,20 @@ public class DispatcherTests
         var outcome = Cni.Run("DEL", Cni.Config(), plugin);
         Assert.Equal(1, outcome.ExitCode);
         Assert.Equal(CniErrorCode.Internal, outcome.ErrorCode);
-        Assert.Equal("boom", outcome.Message);
+        Assert.Equal("internal error (InvalidOperationException): boom", outcome.Message);
+    }
+
+    /// <summary>The published binary has resource keys for messages: they never reach the error JSON bare.</summary>
+    [Theory]
+    [InlineData("IO_PathNotFound_Path, /x", 5)]
+    [InlineData("IO_FileExists_Name", 5)]
+    [InlineData("Arg_OutOfMemoryException", 999)]
+    public void Unclassified_exceptions_are_put_in_words_never_as_resource_keys(string key, int code)
+    {
+        Exception thrown = code == 5 ? new IOException(key) : new OutOfMemoryException(key);
+        var outcome = Cni.Run("DEL", Cni.Config(), new FakePlugin { Throw = thrown });
+        Assert.Equal(code, outcome.ErrorCode);
+        Assert.DoesNotContain("_", outcome.Message);
     }
 
     [Fact]

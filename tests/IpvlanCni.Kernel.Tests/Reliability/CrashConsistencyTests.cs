@@ -27,6 +27,7 @@ public class CrashConsistencyTests : KernelTest
     /// <summary>The node after one full ADD/DEL: the lock files and folders exist, nothing else of ours does.</summary>
     static NodeSnapshot Baseline(TestNode node, PluginRunner cni, System.Text.Json.Nodes.JsonObject config)
     {
+        NodeSnapshot.Take(node); // reads (so creates) the nat tables: the backend every snapshot compares
         var pod = node.AddPod();
         cni.Add(config, pod, "warmup").Succeeded();
         cni.Del(config, pod, "warmup").Succeeded();
@@ -135,24 +136,43 @@ public class SyscallCrashTests : KernelTest
 
     static int Stride => int.TryParse(Environment.GetEnvironmentVariable("IPVLANCNI_CRASH_STRIDE"), out int n) && n > 0 ? n : 3;
 
-    /// <summary>Runs the plugin under strace, tracing (and with <paramref name="killAt"/> killing at) the state-changing calls.</summary>
-    static ProgramResult Traced(PluginRunner cni, Dictionary<string, string> env, string stdin, string traceFile, int? killAt)
+    /// <summary>
+    /// Runs the plugin under strace, tracing the state-changing calls; with <paramref name="killAt"/> = (syscall, k) it
+    /// is killed on entering its k-th call of that syscall (strace counts per syscall and per thread; --seccomp-bpf
+    /// would be faster but disables injection).
+    /// </summary>
+    static ProgramResult Traced(PluginRunner cni, Dictionary<string, string> env, string stdin, string traceFile, (string Call, int Nth)? killAt)
     {
         Assert.True(File.Exists(Strace), $"{Strace} is missing ('make deps' installs strace)");
-        var args = new List<string> { "-f", "--seccomp-bpf", "-qq", "-o", traceFile, "-e", $"trace={StateChanging}" };
-        if (killAt is { } n)
-            args.AddRange(["-e", $"inject={StateChanging}:signal=SIGKILL:when={n}"]);
+        var args = new List<string> { "-f", "-qq", "-o", traceFile, "-e", $"trace={StateChanging}" };
+        if (killAt is var (call, nth))
+            args.AddRange(["-e", $"inject={call}:signal=SIGKILL:when={nth}"]);
         args.Add(CniRuntime.PluginPath);
         return Programs.Run(cni.Node.Namespace, Strace, args, env, stdin, inheritEnvironment: false);
     }
 
-    /// <summary>The state-changing calls of the plugin's main thread (the first pid in the trace): where kills land.</summary>
-    static int CountCalls(string traceFile)
+    /// <summary>
+    /// The state-changing calls of the plugin's main thread (the first pid in the trace) in order, each as (syscall,
+    /// its how-many-th call of that syscall): the places a kill can land.
+    /// </summary>
+    static List<(string Call, int Nth)> Calls(string traceFile)
     {
         var lines = File.ReadAllLines(traceFile).Where(l => l.Length > 0 && char.IsAsciiDigit(l[0])).ToList();
         Assert.NotEmpty(lines);
         string main = lines[0].Split(' ')[0];
-        return lines.Count(l => l.Split(' ')[0] == main && !l.Contains("resumed>", StringComparison.Ordinal));
+        var seen = new Dictionary<string, int>();
+        var calls = new List<(string, int)>();
+        foreach (string line in lines)
+        {
+            var fields = line.Split(' ', 2, StringSplitOptions.RemoveEmptyEntries);
+            // Another thread, a resumed call ("<... sendto resumed>"), a signal ("--- SIGCHLD"), an exit ("+++").
+            if (fields[0] != main || fields.Length < 2 || System.Text.RegularExpressions.Regex.Match(fields[1], @"^(\w+)\(") is not { Success: true } start)
+                continue;
+            string call = start.Groups[1].Value;
+            seen[call] = seen.GetValueOrDefault(call) + 1;
+            calls.Add((call, seen[call]));
+        }
+        return calls;
     }
 
     [Theory]
@@ -202,7 +222,8 @@ public class SyscallCrashTests : KernelTest
         var (countEnv, countStdin) = Prepare(countPod, "count");
         var counted = Traced(cni, countEnv, countStdin, trace, killAt: null);
         Assert.True(counted.ExitCode == 0, $"traced {command}: {counted.ExitCode} {counted.StdOut} {counted.StdErr}");
-        int calls = CountCalls(trace);
+        var places = Calls(trace);
+        int calls = places.Count;
         if (command == "ADD")
             Finish(countPod, "count");
         NodeSnapshot.Take(cni).AssertSameAs(baseline, $"the counting {command}");
@@ -213,12 +234,13 @@ public class SyscallCrashTests : KernelTest
             var pod = node.AddPod();
             string id = $"k{n}";
             var (env, stdin) = Prepare(pod, id);
-            var run = Traced(cni, env, stdin, trace, killAt: n);
+            var run = Traced(cni, env, stdin, trace, killAt: places[n - 1]);
             if (run.ExitCode != 0)
                 killed++;
             Finish(pod, id);
-            Assert.True(Residue.PodLinks(pod).Count == 0, $"{command} killed at call {n} of {calls}: pod still has {string.Join(", ", Residue.PodLinks(pod))}");
-            NodeSnapshot.Take(cni).AssertSameAs(baseline, $"{command} killed at state-changing call {n} of {calls}, then {(command == "GC" ? "GC" : "DEL")}");
+            string where = $"{places[n - 1].Call} #{places[n - 1].Nth} (state-changing call {n} of {calls})";
+            Assert.True(Residue.PodLinks(pod).Count == 0, $"{command} killed at {where}: pod still has {string.Join(", ", Residue.PodLinks(pod))}");
+            NodeSnapshot.Take(cni).AssertSameAs(baseline, $"{command} killed at {where}, then {(command == "GC" ? "GC" : "DEL")}");
         }
         Assert.True(killed > 0, $"no {command} was killed in {calls} calls");
     }

@@ -84,6 +84,7 @@ public class SecurityTests : KernelTest
         using var node = new TestNode();
         var cni = new PluginRunner(node);
         var victim = new Victim($"/tmp/{node.Name}-outside");
+        NodeSnapshot.Take(node); // reads (so creates) the nat tables, as every snapshot does
         var config = Residue.FullConfig(cni, "planted");
         string store = $"{cni.DataDir}/planted", attachments = $"{cni.StateDir}/attachments/planted";
         // Each where a write or delete of ours would land: the first candidate address, the round-robin cursor, a
