@@ -24,8 +24,30 @@ public static class IpamCommand
 
     public static int Run(ReadOnlySpan<string> args) => Run(args.ToArray(), Console.Out, Console.Error);
 
+    const string Help = """
+        Usage: ipvlan-cni ipam show|check|release|forget --config FILE [OPTION]...
+
+        The cluster IPAM's allocations in etcd, read at one revision: show them (by node, block and pod), check
+        their consistency (one owner per address, counts, nothing outside the ranges), release one address, or
+        forget a node that will not come back (its allocations and blocks). No node ever reclaims another node's
+        addresses on its own: only forget does.
+
+        Options:
+          --config FILE   the network's .conf or .conflist with the ipvlan-cni-ipam plugin (etcdEndpoints, ranges)
+          --node NODE     show: only this node; forget: the node to forget
+          --address IP    release: the address
+          --json          show, check: JSON instead of a table
+          -h, --help      print this help
+
+        """;
+
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
+        if (args is ["-h" or "--help", ..])
+        {
+            stdout.Write(Help);
+            return 0;
+        }
         if (args.Length == 0 || args[0] is not ("show" or "check" or "release" or "forget"))
         {
             stderr.WriteLine(Usage);
