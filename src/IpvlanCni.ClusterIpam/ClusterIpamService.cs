@@ -41,7 +41,8 @@ public sealed class ClusterIpamService(AgentLog log) : IAgentService
             end = deadline;
         var engine = _connections.GetOrAdd(config.ConnectionKey,
             _ => new(() => { var s = new EtcdKvStore(config); return (s, new ClusterIpamEngine(s)); })).Value.Engine;
-        var attachment = new Attachment(config.Node, cni.ContainerId, cni.IfName)
+        // GC and STATUS name no attachment: their identity is empty, and only add/del/check require one.
+        var attachment = new Attachment(config.Node, cni.HasAttachment ? cni.ContainerId : "", cni.HasAttachment ? cni.IfName : "")
         {
             PodNamespace = Arg(cni, "K8S_POD_NAMESPACE"),
             PodName = Arg(cni, "K8S_POD_NAME"),
@@ -145,6 +146,11 @@ public sealed class ClusterIpamService(AgentLog log) : IAgentService
             },
         };
         var ipam = configNode.GetObject("ipam") ?? throw new CniException(CniErrorCode.InvalidNetworkConfig, "ipam: missing");
+        // STATUS and GC name no attachment: the request carries an identity only when one was sent.
+        if (containerId is not null)
+            cni = cni with { ContainerId = containerId };
+        if (ifName is not null)
+            cni = cni with { IfName = ifName };
         return (ClusterIpamConfig.Parse(ipam.Element, cni), cni);
     }
 

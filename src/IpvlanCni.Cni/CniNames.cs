@@ -28,7 +28,10 @@ public static class CniNames
         return problem.Length == 0;
     }
 
-    /// <summary>The kernel's dev_valid_name(): 1..15 bytes, not "." or "..", no '/', ':' or whitespace.</summary>
+    /// <summary>
+    /// The kernel's dev_valid_name(): 1..15 bytes, not "." or "..", no '/', ':' or whitespace; and no '%', which
+    /// dev_get_valid_name() takes as a template ("eth%d" becomes eth0): the link would not have the name we record.
+    /// </summary>
     public static bool IsValidInterfaceName(string? name, out string problem)
     {
         problem = "";
@@ -40,6 +43,8 @@ public static class CniNames
             problem = $"is '{name}'";
         else if (name.AsSpan().IndexOfAny('/', ':') >= 0 || name.Any(char.IsWhiteSpace) || name.Contains('\0'))
             problem = "contains '/', ':', NUL or whitespace";
+        else if (name.Contains('%'))
+            problem = "contains '%' (the kernel would take the name as a template like eth%d and pick another)";
         return problem.Length == 0;
     }
 

@@ -106,8 +106,12 @@ public sealed class ClusterAgentIpam : IIpam
         w.WritePropertyName("config");
         using (var doc = JsonDocument.Parse(request.ConfigBytes))
             doc.RootElement.WriteTo(w);
-        w.WriteString("containerId", request.ContainerId);
-        w.WriteString("ifName", request.IfName);
+        // GC and STATUS name no attachment.
+        if (request.HasAttachment)
+        {
+            w.WriteString("containerId", request.ContainerId);
+            w.WriteString("ifName", request.IfName);
+        }
         w.WriteStartArray("cniArgs");
         foreach (var (k, v) in request.Args)
         {

@@ -48,15 +48,16 @@ public sealed class AgentPathTests : IClassFixture<SingleEtcd>, IDisposable
         string json = "{\"cniVersion\":\"1.1.0\",\"name\":\"" + network + "\",\"type\":\"ipvlan\",\"ipam\":{\"type\":\"ipvlan-cni-ipam\",\"node\":\"n1\"," +
             "\"agentSocket\":\"" + (socket ?? Socket) + "\",\"etcdEndpoints\":[" + (endpoints ?? _etcd.Cluster.EndpointsJson) + "]," +
             "\"ranges\":[[{\"subnet\":\"10.20.0.0/24\"}]],\"routes\":[{\"dst\":\"0.0.0.0/0\"}]" + extra + "}}";
-        return new CniRequest
+        var request = new CniRequest
         {
             Command = command,
-            ContainerId = ContainerId.Parse(containerId, "CNI_CONTAINERID"),
-            IfName = InterfaceName.Parse("eth0", "CNI_IFNAME"),
             Args = CniArgs.Parse(cniArgs),
             ConfigBytes = Encoding.UTF8.GetBytes(json),
             Config = new NetworkConfig { CniVersion = "1.1.0", Name = NetworkName.Parse(network, "name"), Type = "ipvlan" },
         };
+        // GC and STATUS name no attachment.
+        return containerId.Length == 0 ? request
+            : request with { ContainerId = ContainerId.Parse(containerId, "CNI_CONTAINERID"), IfName = InterfaceName.Parse("eth0", "CNI_IFNAME") };
     }
 
     static IIpam Ipam(CniRequest r)

@@ -46,6 +46,8 @@ public class NamesTests
     [InlineData("eth 0", false)]
     [InlineData("eth\t0", false)]
     [InlineData("eth0\n", false)]
+    [InlineData("eth%d", false)] // a kernel name template: the link would be eth0, not the name we record
+    [InlineData("net%", false)]
     public void InterfaceNames(string name, bool valid) => Assert.Equal(valid, CniNames.IsValidInterfaceName(name, out _));
 }
 

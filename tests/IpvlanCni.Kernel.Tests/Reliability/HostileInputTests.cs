@@ -190,6 +190,9 @@ public class HostileInputTests(HostileNode fixture) : KernelTest, IClassFixture<
         ["master an absolute path"] = new(7, "master", n => Add(n, config: Key("master", "/etc/passwd"))),
         ["master of 16 bytes"] = new(7, "master", n => Add(n, config: Key("master", new string('m', 16)))),
         ["master with a newline"] = new(7, "master", n => Add(n, config: Key("master", "ens10\nx"))),
+        // "eth%d" is a kernel name template: the pod would get eth0 while the record says eth%d, and a DEL that cannot
+        // find it would free its address for another pod.
+        ["CNI_IFNAME a name template"] = new(4, "CNI_IFNAME", n => Add(n, e => e["CNI_IFNAME"] = "eth%d")),
         ["hostAccess.interface a path"] = new(7, "hostAccess.interface", n => Add(n, config: c => c["hostAccess"]!["interface"] = "../../lo")),
 
         // Deadlines: configuration with bounds, and a child that never answers is killed (102).
