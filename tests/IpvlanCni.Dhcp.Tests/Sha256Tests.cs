@@ -1,3 +1,4 @@
+using IpvlanCni.Network;
 using System.Text;
 using IpvlanCni.Dhcp;
 

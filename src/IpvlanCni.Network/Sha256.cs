@@ -1,11 +1,12 @@
 using System.Buffers.Binary;
 using System.Numerics;
 
-namespace IpvlanCni.Dhcp;
+namespace IpvlanCni.Network;
 
 /// <summary>
 /// FIPS 180-4 SHA-256 in managed code. .NET's SHA256 goes through OpenSSL, which a static executable cannot load;
-/// the client identifier needs a collision-resistant digest of names that a runtime chooses.
+/// the DHCP client identifier and the store's long record names need a collision-resistant digest of names a runtime
+/// chooses (one that anyone can collide would let one pod's name reach another's).
 /// </summary>
 public static class Sha256
 {
