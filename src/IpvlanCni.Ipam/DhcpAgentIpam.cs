@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using System.Text.Json;
 using IpvlanCni.Agent;
 using IpvlanCni.Cni;
@@ -13,12 +12,16 @@ namespace IpvlanCni.Ipam;
 public sealed class DhcpAgentIpam : IIpam
 {
     public const string TypeName = "ipvlan-cni-dhcp";
-    /// <summary>Connecting to a live agent is immediate; a full backlog is retried this long.</summary>
-    static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(2);
     /// <summary>Longer than the agent's own request deadline (20 s by default), so the agent's answer arrives first.</summary>
     static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(25);
 
-    public DhcpAgentIpam(string socketPath) => SocketPath = socketPath;
+    public DhcpAgentIpam(string socketPath)
+    {
+        SocketPath = socketPath;
+        _agent = new AgentClient(socketPath, TypeName, RequestTimeout);
+    }
+
+    readonly AgentClient _agent;
 
     public string SocketPath { get; }
 
@@ -35,8 +38,6 @@ public sealed class DhcpAgentIpam : IIpam
 
     /// <summary>Set when this process's ADD never reached the agent: its rollback has no lease to release.</summary>
     bool _agentAbsentOnAdd;
-    /// <summary>The last connection attempt found no agent.</summary>
-    bool _unreachable;
 
     public CniResult Allocate(CniRequest request)
     {
@@ -45,7 +46,7 @@ public sealed class DhcpAgentIpam : IIpam
         {
             result = Call(request, "dhcp", "add", w => Identity(w, request));
         }
-        catch (CniException) when (_unreachable)
+        catch (CniException) when (_agent.Unreachable)
         {
             _agentAbsentOnAdd = true;
             throw;
@@ -106,68 +107,5 @@ public sealed class DhcpAgentIpam : IIpam
         w.WriteString("netns", request.NetnsPath);
     }
 
-    JsonElement? Call(CniRequest request, string service, string op, Action<Utf8JsonWriter> args)
-    {
-        var line = AgentProtocol.Request(service, op, args);
-        using var socket = Connect();
-        var deadline = DateTime.UtcNow + RequestTimeout;
-        var buffer = new byte[AgentProtocol.MaxResponseBytes];
-        int length = 0;
-        try
-        {
-            socket.SendTimeout = (int)RequestTimeout.TotalMilliseconds;
-            socket.Send(line);
-            while (true)
-            {
-                int left = (int)(deadline - DateTime.UtcNow).TotalMilliseconds;
-                if (left <= 0)
-                    throw new SocketException((int)SocketError.TimedOut);
-                socket.ReceiveTimeout = left;
-                if (length == buffer.Length)
-                    throw new CniException(CniErrorCode.IpamPluginFailed, $"ipvlan-cni-dhcp: the agent's answer is longer than {buffer.Length} bytes");
-                int n = socket.Receive(buffer, length, buffer.Length - length, SocketFlags.None);
-                if (n == 0)
-                    throw new CniException(CniErrorCode.IpamPluginFailed, $"ipvlan-cni-dhcp: the agent on {SocketPath} closed the connection without an answer to {op}");
-                int newline = Array.IndexOf(buffer, (byte)'\n', length, n);
-                length += n;
-                if (newline >= 0)
-                    return AgentProtocol.ReadResponse(buffer.AsMemory(0, newline));
-            }
-        }
-        catch (SocketException e)
-        {
-            string why = e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock
-                ? $"no answer within {RequestTimeout.TotalSeconds:0} s" : e.Message;
-            throw new CniException(CniErrorCode.TryAgainLater, $"ipvlan-cni-dhcp: the agent on {SocketPath} did not answer {op}: {why}");
-        }
-    }
-
-    /// <summary>Non-blocking, so that an agent with a full backlog cannot hold the plugin past the deadline.</summary>
-    Socket Connect()
-    {
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { Blocking = false };
-        var deadline = DateTime.UtcNow + ConnectTimeout;
-        while (true)
-        {
-            try
-            {
-                socket.Connect(new UnixDomainSocketEndPoint(SocketPath));
-                socket.Blocking = true;
-                return socket;
-            }
-            catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.TryAgain && DateTime.UtcNow < deadline)
-            {
-                Thread.Sleep(20); // EAGAIN: the agent's backlog is full
-            }
-            catch (SocketException e)
-            {
-                socket.Dispose();
-                string why = !File.Exists(SocketPath) ? $"there is no socket at {SocketPath}"
-                    : e.SocketErrorCode == SocketError.ConnectionRefused ? $"nothing listens on {SocketPath}"
-                    : $"connecting to {SocketPath}: {e.Message}";
-                _unreachable = true;
-                throw new CniException(CniErrorCode.TryAgainLater, $"ipvlan-cni-dhcp: the agent is not running ({why}); start it with `ipvlan-cni agent` (or `systemctl start ipvlan-cni-agent`)");
-            }
-        }
-    }
+    JsonElement? Call(CniRequest request, string service, string op, Action<Utf8JsonWriter> args) => _agent.Call(service, op, args);
 }
