@@ -45,6 +45,9 @@ public sealed class AgentServer : IDisposable
     static Socket Listen(string path)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        // Only a stale socket is ours to replace: a file, a symlink or anything else at the path is refused.
+        if (IpvlanCni.Interop.Libc.TryGetFileType(path) is { } type && type != IpvlanCni.Interop.Libc.S_IFSOCK)
+            throw new InvalidOperationException($"{path} exists and is not a socket; refusing to replace it");
         if (File.Exists(path))
         {
             using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);

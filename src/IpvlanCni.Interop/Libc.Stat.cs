@@ -53,6 +53,7 @@ public static unsafe partial class Libc
     public const int S_IFREG = 0x8000;
     public const int S_IFDIR = 0x4000;
     public const int S_IFLNK = 0xA000;
+    public const int S_IFSOCK = 0xC000;
 
     /// <summary>
     /// The file type of <paramref name="path"/> itself (a symlink is S_IFLNK, not its target), or null when absent.

@@ -23,6 +23,33 @@ public class AgentTests
         ExpiresAt = at.AddSeconds(120),
     };
 
+    [Theory]
+    [InlineData("file")]
+    [InlineData("symlink")]
+    public void The_agent_replaces_only_a_stale_socket_at_its_path(string what)
+    {
+        var dir = Directory.CreateTempSubdirectory("ipvlan-cni-agent-").FullName;
+        try
+        {
+            string victim = Path.Combine(dir, "victim"), socket = Path.Combine(dir, "agent.sock");
+            File.WriteAllText(victim, "keep me");
+            if (what == "file")
+                File.Move(victim, socket);
+            else
+                File.CreateSymbolicLink(socket, victim);
+            using var log = new AgentLog(null);
+
+            var e = Assert.Throws<InvalidOperationException>(() => new AgentServer(new AgentOptions { SocketPath = socket, LeaseDirectory = Path.Combine(dir, "leases") }, log, []));
+
+            Assert.Contains("is not a socket", e.Message);
+            Assert.Equal("keep me", File.ReadAllText(socket));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Fact]
     public void A_lease_survives_the_disk_as_it_was_and_a_lost_one_stays_lost()
     {
