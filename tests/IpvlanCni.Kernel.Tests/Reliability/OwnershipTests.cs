@@ -211,8 +211,9 @@ public class OwnershipTests : KernelTest
         var env = new Dictionary<string, string> { ["CNI_PATH"] = $"{bin}:{CniRuntime.CniPath}" };
         var pod = node.AddPod();
 
-        // Rollback: the test build fails ADD after the reservation; the rollback's DEL must name the attachment.
-        var failed = cni.Add(config, pod, "c1", env: new Dictionary<string, string>(env) { [CniRuntime.FaultVariable] = "link-created:fail" });
+        // Rollback: the test build fails ADD after the reservation (a delegated IPAM is asked once the pod's link
+        // exists, so "addresses-reserved" is the first point after it); the rollback's DEL must name the attachment.
+        var failed = cni.Add(config, pod, "c1", env: new Dictionary<string, string>(env) { [CniRuntime.FaultVariable] = "addresses-reserved:fail" });
         Assert.NotEqual(0, failed.ExitCode);
         cni.Add(config, pod, "c2", env: env).Succeeded();
         cni.Run("GC", GcList(config), "", "", "", env).Succeeded("GC");
