@@ -1,4 +1,6 @@
 using System.Net;
+using IpvlanCni.Interop;
+using IpvlanCni.Netlink;
 using IpvlanCni.Network;
 using IpvlanCni.Plugin;
 
@@ -104,21 +106,11 @@ public static class ExplainCommand
         try
         {
             using var node = NetNamespace.OpenCurrent();
-            string source = SnapshotReader.NodeId;
-            NetNamespace? pod = null;
-            if (from != "node")
-                pod = NetNamespace.Open(from);
-            using (pod)
-            {
-                var snapshot = pod is null || pod.IsSame(node)
-                    ? SnapshotReader.Read(node, stateDir)
-                    : SnapshotReader.Read(node, stateDir, from);
-                if (pod is not null && !pod.IsSame(node))
-                    source = snapshot.Namespaces.First(n => n.Device == pod.Device && n.Inode == pod.Inode).Id;
-                if (save is not null)
-                    File.WriteAllText(save, snapshot.ToJson());
-                trace = Explainer.Explain(snapshot, source, address);
-            }
+            using var pod = from == "node" ? null : NetNamespace.Open(from);
+            using var live = pod is null || pod.IsSame(node) ? LiveNode.Read(node, stateDir) : LiveNode.Read(node, stateDir, from);
+            if (save is not null)
+                File.WriteAllText(save, live.ToSnapshot().ToJson());
+            trace = Explainer.Explain(live.View, pod is null ? SnapshotReader.NodeId : live.IdOf(node, pod), address);
         }
         catch (NamespaceException e)
         {
@@ -130,18 +122,22 @@ public static class ExplainCommand
             stderr.WriteLine($"explain: {e.Message}");
             return 2;
         }
+        catch (Exception e) when (e is NetlinkException or SystemCallException)
+        {
+            // A namespace's routing is read when the walk reaches it (LiveNode): a failure there ends the answer.
+            stderr.WriteLine($"explain: reading the node: {e.Message}");
+            return 2;
+        }
         stdout.Write(json ? trace.ToJson() + "\n" : trace.ToText());
         return ExitCode(trace);
     }
 
     static int ExitCode(Trace trace) => trace.Verdict switch { Verdict.Reachable => 0, Verdict.Unreachable => 1, _ => 3 };
 
-    /// <summary>The same question in-process, for tests and tools: the live node read now, then the model.</summary>
+    /// <summary>The same question in-process, for tests and tools: the live node read as the walk needs it, as the command does.</summary>
     public static Trace Explain(NetNamespace node, string stateDir, NetNamespace? from, IPAddress to)
     {
-        var snapshot = from is null ? SnapshotReader.Read(node, stateDir) : SnapshotReader.Read(node, stateDir, from.Path);
-        string source = from is null || from.IsSame(node) ? SnapshotReader.NodeId
-            : snapshot.Namespaces.First(n => n.Device == from.Device && n.Inode == from.Inode).Id;
-        return Explainer.Explain(snapshot, source, to);
+        using var live = from is null || from.IsSame(node) ? LiveNode.Read(node, stateDir) : LiveNode.Read(node, stateDir, from.Path);
+        return Explainer.Explain(live.View, from is null ? SnapshotReader.NodeId : live.IdOf(node, from), to);
     }
 }

@@ -15,9 +15,12 @@ namespace IpvlanCni.Explain;
 public static class Explainer
 {
     /// <param name="from">A namespace's <see cref="NamespaceSnapshot.Id"/> (the snapshot's Node for the node).</param>
-    public static Trace Explain(NodeSnapshot snapshot, string from, IPAddress to)
+    public static Trace Explain(NodeSnapshot snapshot, string from, IPAddress to) => Explain(snapshot.ToView(), from, to);
+
+    /// <summary>The same over a node whose routing is read as the walk needs it (the live node, <see cref="LiveNode"/>).</summary>
+    public static Trace Explain(NodeView node, string from, IPAddress to)
     {
-        var topology = new Topology(snapshot);
+        var topology = new Topology(node);
         var source = topology.Find(from) ?? throw new ArgumentException($"namespace {from} is not in the snapshot", nameof(from));
         var datapath = new Datapath(topology);
         var request = datapath.Send(source, new Packet(null, to, IsReply: false));

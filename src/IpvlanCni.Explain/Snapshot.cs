@@ -17,7 +17,48 @@ public sealed record NodeSnapshot(string Node, List<NamespaceSnapshot> Namespace
 
     public static NodeSnapshot FromJson(string json) =>
         JsonSerializer.Deserialize(json, SnapshotJson.Default.NodeSnapshot) ?? throw new JsonException("snapshot: null");
+
+    /// <summary>The recorded node as the model reads it: everything is there already.</summary>
+    public NodeView ToView() => new(Node,
+        [.. Namespaces.Select(n => new NamespaceView(n.Id, n.Device, n.Inode, n.Links, n.Addresses,
+            () => new RoutingSnapshot(n.ForwardingIPv4, n.ForwardingIPv6, n.Routes, n.Neighbours)))],
+        () => Masquerade);
 }
+
+/// <summary>
+/// A node as the model reads it. Every namespace's links and addresses are there from the start: any walk may ask
+/// who holds an address or which slaves a port has, and they join the topology. A namespace's routing (routes,
+/// neighbours, forwarding switches) and the plugin's NAT records are read the first time the walk needs them,
+/// once: a recorded <see cref="NodeSnapshot"/> has them all already; the live node (<see cref="LiveNode"/>) reads
+/// them then, so a question about two pods on a node with fifty reads the routing of the few namespaces it crosses.
+/// </summary>
+public sealed class NodeView(string node, IReadOnlyList<NamespaceView> namespaces, Func<List<MasqueradeSnapshot>?> masquerade)
+{
+    readonly Lazy<List<MasqueradeSnapshot>?> _masquerade = new(masquerade, LazyThreadSafetyMode.None);
+
+    /// <summary>The <see cref="NamespaceView.Id"/> of the node's own namespace.</summary>
+    public string Node { get; } = node;
+    public IReadOnlyList<NamespaceView> Namespaces { get; } = namespaces;
+    /// <summary>Our ipMasq rules per network, from the plugin's records; null: not known (records unreadable).</summary>
+    public List<MasqueradeSnapshot>? Masquerade => _masquerade.Value;
+}
+
+/// <summary>One namespace of a <see cref="NodeView"/>: links and addresses now, <see cref="Routing"/> on first use.</summary>
+public sealed class NamespaceView(string id, ulong device, ulong inode, List<LinkSnapshot> links, List<AddressSnapshot> addresses,
+    Func<RoutingSnapshot> routing)
+{
+    readonly Lazy<RoutingSnapshot> _routing = new(routing, LazyThreadSafetyMode.None);
+
+    public string Id { get; } = id;
+    public ulong Device { get; } = device;
+    public ulong Inode { get; } = inode;
+    public List<LinkSnapshot> Links { get; } = links;
+    public List<AddressSnapshot> Addresses { get; } = addresses;
+    public RoutingSnapshot Routing => _routing.Value;
+}
+
+/// <summary>What a namespace's stack decides with: forwarding switches, routes (every table), neighbours.</summary>
+public sealed record RoutingSnapshot(bool ForwardingIPv4, bool ForwardingIPv6, List<RouteSnapshot> Routes, List<NeighbourSnapshot> Neighbours);
 
 /// <param name="Id">The namespace's path as found (/run/netns/x, /proc/123/ns/net), "node" for the node's own.</param>
 /// <param name="Inode">Identity with <paramref name="Device"/>: two paths of one namespace are one entry.</param>

@@ -5,27 +5,29 @@ using IpvlanCni.Network;
 namespace IpvlanCni.Explain;
 
 /// <summary>
-/// A <see cref="NodeSnapshot"/> parsed once into objects the model walks: namespaces, links joined to their ipvlan
-/// ports, VLAN parents and veth peers. Parsing is the only check: a snapshot that does not parse is refused here.
+/// A <see cref="NodeView"/> parsed into objects the model walks: namespaces, links joined to their ipvlan ports,
+/// VLAN parents and veth peers; a namespace's routing and the NAT records when first used. Parsing is the only
+/// check: a snapshot that does not parse is refused here (its routing when the walk reads it).
 /// </summary>
 sealed class Topology
 {
-    public Topology(NodeSnapshot snapshot)
+    readonly Lazy<List<MasqueradeRule>?> _masquerade;
+
+    public Topology(NodeView view)
     {
-        Namespaces = [.. snapshot.Namespaces.Select(n => new Ns(n, n.Id == snapshot.Node))];
-        Node = Namespaces.SingleOrDefault(n => n.IsNode) ?? throw new FormatException($"snapshot: no namespace \"{snapshot.Node}\" (the node)");
-        Masquerade = snapshot.Masquerade?.Select(m => new MasqueradeRule(m.Network, m.Master, [.. m.Subnets.Select(IpPrefix.Parse)])).ToList();
+        Namespaces = [.. view.Namespaces.Select(n => new Ns(n, n.Id == view.Node))];
+        Node = Namespaces.SingleOrDefault(n => n.IsNode) ?? throw new FormatException($"snapshot: no namespace \"{view.Node}\" (the node)");
+        _masquerade = new(() => view.Masquerade?.Select(m => new MasqueradeRule(m.Network, m.Master, [.. m.Subnets.Select(IpPrefix.Parse)])).ToList(),
+            LazyThreadSafetyMode.None);
         foreach (var ns in Namespaces)
             foreach (var link in ns.Links.Values)
                 Join(link);
-        Ports = [.. Namespaces.SelectMany(n => n.Links.Values).Select(l => l.OwnPort).OfType<Port>()];
     }
 
     public List<Ns> Namespaces { get; }
     public Ns Node { get; }
-    public List<Port> Ports { get; }
     /// <summary>null: the plugin's NAT records could not be read.</summary>
-    public List<MasqueradeRule>? Masquerade { get; }
+    public List<MasqueradeRule>? Masquerade => _masquerade.Value;
 
     public Ns? Find(string id) => Namespaces.FirstOrDefault(n => n.Id == id);
 
@@ -86,37 +88,41 @@ sealed class Topology
 
 sealed record MasqueradeRule(string Network, string Master, List<IpPrefix> Subnets);
 
-/// <summary>One network namespace.</summary>
+/// <summary>One network namespace; its routes, neighbours and forwarding switches are read when first used.</summary>
 sealed class Ns
 {
-    public Ns(NamespaceSnapshot raw, bool isNode)
+    readonly Lazy<(List<Route> Routes, List<Neighbour> Neighbours, bool ForwardingIPv4, bool ForwardingIPv6)> _routing;
+
+    public Ns(NamespaceView raw, bool isNode)
     {
         Id = raw.Id;
         IsNode = isNode;
         Label = isNode ? "node" : raw.Id.StartsWith(NetNamespace.NamedDirectory + "/", StringComparison.Ordinal) ? Path.GetFileName(raw.Id)
             : raw.Id.StartsWith("/proc/", StringComparison.Ordinal) ? $"pid {raw.Id.Split('/')[2]}" : raw.Id;
-        ForwardingIPv4 = raw.ForwardingIPv4;
-        ForwardingIPv6 = raw.ForwardingIPv6;
         Links = raw.Links.ToDictionary(l => l.Index, l => new Link(this, l));
         Addresses = [.. raw.Addresses.Where(a => Links.ContainsKey(a.Link)).Select(a => new Address(Links[a.Link], IpPrefix.Parse(a.Prefix), a.Tentative))];
-        Routes = [.. raw.Routes.Where(r => r.Table == RouteInfo.MainTable).Select(r => new Route(
+        _routing = new(() => Parse(raw.Routing), LazyThreadSafetyMode.None);
+    }
+
+    (List<Route>, List<Neighbour>, bool, bool) Parse(RoutingSnapshot raw) => (
+        [.. raw.Routes.Where(r => r.Table == RouteInfo.MainTable).Select(r => new Route(
             IpPrefix.Parse(r.Destination),
             Links.GetValueOrDefault(r.Link) ?? r.NextHops?.Select(h => Links.GetValueOrDefault(h.Link)).FirstOrDefault(l => l is not null),
             (r.Gateway ?? r.NextHops?.FirstOrDefault()?.Gateway) is { } gateway ? IPAddress.Parse(gateway) : null,
-            r.Type, r.PreferredSource is { } source ? IPAddress.Parse(source) : null, r.Metric))];
-        Neighbours = [.. raw.Neighbours.Where(n => Links.ContainsKey(n.Link)).Select(n => new Neighbour(Links[n.Link], IPAddress.Parse(n.Address), n.Mac, n.State))];
-    }
+            r.Type, r.PreferredSource is { } source ? IPAddress.Parse(source) : null, r.Metric))],
+        [.. raw.Neighbours.Where(n => Links.ContainsKey(n.Link)).Select(n => new Neighbour(Links[n.Link], IPAddress.Parse(n.Address), n.Mac, n.State))],
+        raw.ForwardingIPv4, raw.ForwardingIPv6);
 
     public string Id { get; }
     /// <summary>How the text names it: "node", the /run/netns name, "pid 123".</summary>
     public string Label { get; }
     public bool IsNode { get; }
-    public bool ForwardingIPv4 { get; }
-    public bool ForwardingIPv6 { get; }
+    public bool ForwardingIPv4 => _routing.Value.ForwardingIPv4;
+    public bool ForwardingIPv6 => _routing.Value.ForwardingIPv6;
     public Dictionary<int, Link> Links { get; }
     public List<Address> Addresses { get; }
-    public List<Route> Routes { get; }
-    public List<Neighbour> Neighbours { get; }
+    public List<Route> Routes => _routing.Value.Routes;
+    public List<Neighbour> Neighbours => _routing.Value.Neighbours;
 
     public bool Forwarding(AddressFamily family) => family == AddressFamily.InterNetwork ? ForwardingIPv4 : ForwardingIPv6;
 

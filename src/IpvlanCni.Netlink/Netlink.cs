@@ -43,6 +43,8 @@ public enum NetlinkMessageType : ushort
     NewNeighbour = 28, // RTM_NEWNEIGH
     DeleteNeighbour = 29,
     GetNeighbour = 30,
+    NewNetconf = 80, // RTM_NEWNETCONF
+    GetNetconf = 82, // RTM_GETNETCONF
 }
 
 /// <summary>nlmsg_flags (NLM_F_*). Several bits mean different things for GET, NEW, DELETE and ACK messages.</summary>

@@ -150,6 +150,27 @@ public sealed class RouteClient : IDisposable
             .Where(n => (family == AddressFamily.Unspecified || n.Address.AddressFamily == family) && (linkIndex == 0 || n.LinkIndex == linkIndex))];
     }
 
+    // Namespace settings
+    /// <summary>
+    /// Whether this namespace forwards <paramref name="family"/> (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding:
+    /// any value but 0 forwards); false when the kernel has no such family (IPv6 disabled at boot: EOPNOTSUPP).
+    /// </summary>
+    public bool IsForwarding(AddressFamily family)
+    {
+        using var request = NetconfCodec.GetAll(family);
+        IReadOnlyList<NetlinkMessage> replies;
+        try
+        {
+            replies = _connection.Execute(request, $"get {family} netconf");
+        }
+        catch (NetlinkException e) when (e.Code == Interop.Errno.EOPNOTSUPP)
+        {
+            return false;
+        }
+        return NetconfCodec.DecodeForwarding(Single(replies, $"get {family} netconf"))
+            is { } forwarding ? forwarding != 0 : throw new NetlinkDecodeException($"{family} netconf without NETCONFA_FORWARDING");
+    }
+
     public void Dispose() => _connection.Dispose();
 
     LinkInfo? TryGet(in NetlinkWriter request, string operation) =>

@@ -19,6 +19,7 @@ public sealed class StructLayoutTests
         Assert.Equal(12, Unsafe.SizeOf<rtmsg>());
         Assert.Equal(12, Unsafe.SizeOf<ndmsg>());
         Assert.Equal(8, Unsafe.SizeOf<rtnexthop>());
+        Assert.Equal(1, Unsafe.SizeOf<netconfmsg>());
         Assert.Equal(12, Unsafe.SizeOf<sockaddr_nl>());
     }
 

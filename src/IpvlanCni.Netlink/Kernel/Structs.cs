@@ -84,6 +84,13 @@ internal struct ndmsg
     public byte ndm_type;
 }
 
+/// <summary>linux/netconf.h (padded to 4 in a message, NLMSG_ALIGN)</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct netconfmsg
+{
+    public byte ncm_family;
+}
+
 /// <summary>linux/rtnetlink.h: one path inside RTA_MULTIPATH, followed by its own attributes (RTA_GATEWAY).</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct rtnexthop

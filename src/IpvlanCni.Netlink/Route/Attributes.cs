@@ -139,6 +139,13 @@ public enum NeighbourAttribute : ushort
     Master = 9,           // NDA_MASTER
 }
 
+/// <summary>NETCONFA_* (linux/netconf.h): attributes after a netconfmsg, each an s32.</summary>
+public enum NetconfAttribute : ushort
+{
+    InterfaceIndex = 1, // NETCONFA_IFINDEX (NETCONFA_IFINDEX_ALL -1: the namespace's "all" settings)
+    Forwarding = 2,     // NETCONFA_FORWARDING
+}
+
 /// <summary>IFF_* bits of ifi_flags (linux/if.h) that we read or change.</summary>
 [Flags]
 public enum InterfaceFlags : uint

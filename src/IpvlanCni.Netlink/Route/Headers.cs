@@ -84,6 +84,16 @@ public readonly record struct NeighbourHeader(byte Family, int Index, ushort Sta
     }
 }
 
+/// <summary>netconfmsg: the address family whose devconf a RTM_*NETCONF message is about.</summary>
+public readonly record struct NetconfHeader(byte Family)
+{
+    public static int Size => Unsafe.SizeOf<netconfmsg>();
+
+    public void Write(Span<byte> destination) => MemoryMarshal.Write(destination, new netconfmsg { ncm_family = Family });
+
+    public static NetconfHeader Read(ReadOnlySpan<byte> source) => new(HeaderRead.Struct<netconfmsg>(source, "netconfmsg").ncm_family);
+}
+
 /// <summary>rtnexthop: one path of RTA_MULTIPATH; Length covers the header and the path's own attributes.</summary>
 public readonly record struct NextHopHeader(ushort Length, NextHopFlags Flags, byte Hops, int Index)
 {

@@ -49,6 +49,7 @@ public sealed class ExplainAgreementTests(ITestOutputHelper output) : KernelTest
                             continue;
                         var pair = PairOf(row, deployment, family);
                         var trace = Explainer.Explain(snapshot, Id(snapshot, pair.From), pair.To);
+                        AssertReadingAsNeededAgrees(lab, pair);
                         // The row's own probe (ping, or the TCP connection for the TCP row), as the demo measures it.
                         answers.Add(new Answer(pair with { Label = $"{row} in {segment.ModeName} {family}" }, trace, row.Probe(deployment, family)));
                     }
@@ -83,6 +84,8 @@ public sealed class ExplainAgreementTests(ITestOutputHelper output) : KernelTest
                 var snapshot = SnapshotReader.Read(lab.Node, lab.StateDir);
                 var pairs = Sample(random, AllPairs(lab, deployments), 42);
                 var traces = pairs.Select(p => Explainer.Explain(snapshot, Id(snapshot, p.From), p.To)).ToList();
+                foreach (var pair in pairs)
+                    AssertReadingAsNeededAgrees(lab, pair);
                 var measured = PingAll(lab, pairs);
                 answers.AddRange(pairs.Select((p, i) => new Answer(p, traces[i], measured[i])));
             }
@@ -116,6 +119,18 @@ public sealed class ExplainAgreementTests(ITestOutputHelper output) : KernelTest
         output.WriteLine(trace.ToText());
         Assert.Equal(Verdict.Unknown, trace.Verdict);
         Assert.Contains("beyond ens20", trace.Cause);
+    }
+
+    /// <summary>
+    /// The command reads the node as the walk needs it (LiveNode: every namespace's links and addresses, the routing
+    /// of the namespaces the packets cross, NAT records only at the node's output): its answer, word for word, is
+    /// the one over the whole node read at once (the same namespaces first).
+    /// </summary>
+    static void AssertReadingAsNeededAgrees(Lab lab, Pair pair)
+    {
+        var whole = pair.From is null ? SnapshotReader.Read(lab.Node, lab.StateDir) : SnapshotReader.Read(lab.Node, lab.StateDir, pair.From.Path);
+        string expected = Explainer.Explain(whole, Id(whole, pair.From), pair.To).ToText();
+        Assert.Equal(expected, ExplainCommand.Explain(lab.Node, lab.StateDir, pair.From, pair.To).ToText());
     }
 
     /// <summary>
