@@ -47,9 +47,10 @@ build: restore
 publish: deps restore
 	$(DOTNET) publish src/IpvlanCni/IpvlanCni.csproj -c Release -r linux-x64 -nologo -o artifacts/publish
 	$(DOTNET) publish src/IpvlanCni.Explain.Tool/IpvlanCni.Explain.Tool.csproj -c Release -r linux-x64 -nologo -o artifacts/publish
+	$(DOTNET) publish src/IpvlanCni.Install.Tool/IpvlanCni.Install.Tool.csproj -c Release -r linux-x64 -nologo -o artifacts/publish
 	mkdir -p $(dir $(PLUGIN))
 	cp artifacts/publish/ipvlan-cni $(PLUGIN)
-	cp artifacts/publish/ipvlan-cni-explain $(dir $(PLUGIN))
+	cp artifacts/publish/ipvlan-cni-explain artifacts/publish/ipvlan-cni-install $(dir $(PLUGIN))
 	ln -f $(PLUGIN) $(dir $(PLUGIN))ipvlan-cni-ipam
 	$(DOTNET) publish src/IpvlanCni.AgentHost/IpvlanCni.AgentHost.csproj -c Release -r linux-x64 -nologo -o artifacts/publish-agent
 	cp artifacts/publish-agent/ipvlan-cni-agent $(dir $(PLUGIN))ipvlan-cni-agent

@@ -56,31 +56,61 @@ public static class Installer
     public static readonly FileName IpamExecutable = FileName.Of("ipvlan-cni-ipam");
 
     /// <summary>
-    /// The running executable. Opening /proc/self/exe opens the file this process runs even after an install
-    /// renamed another over its name (readlink would then say "(deleted)").
+    /// The executables ipvlan-cni runs for its subcommands (Libc.ExecCompanion: from its own folder), installed and
+    /// removed with it. Written before ipvlan-cni, so that a new plugin never looks for a companion not there yet.
     /// </summary>
-    public const string SelfExecutable = "/proc/self/exe";
+    public static readonly FileName[] Companions =
+        [FileName.Of("ipvlan-cni-agent"), FileName.Of("ipvlan-cni-explain"), FileName.Of("ipvlan-cni-install")];
+
+    /// <summary>
+    /// ipvlan-cni and its companions from the folder of the running executable (this is ipvlan-cni-install, which
+    /// ipvlan-cni execs), in the order install writes them. Each is read whole by its name: a concurrent install
+    /// renames a complete file over a name, so what is read is one build or the other, never half of one.
+    /// </summary>
+    public static List<(FileName Name, byte[] Content)> ReadExecutables()
+    {
+        string folder = Path.GetDirectoryName(Environment.ProcessPath) ?? throw new InstallException(InstallProblem.Failed, "the running executable's folder is unknown");
+        var files = new List<(FileName, byte[])>();
+        foreach (var name in Companions.Append(Executable))
+        {
+            string path = Path.Join(folder, name.Value);
+            try
+            {
+                files.Add((name, File.ReadAllBytes(path)));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new InstallException(InstallProblem.Failed,
+                    $"{path}: cannot read it ({e.Message}); install copies ipvlan-cni and its companions from its own folder, nothing was installed", e);
+            }
+        }
+        return files;
+    }
 
     const UnixFileMode ExecutableMode = (UnixFileMode)0b111_101_101; // 0755
     const UnixFileMode ConfigMode = (UnixFileMode)0b110_100_100; // 0644
 
     /// <summary>
-    /// The executable first, under its two names, then the conflist: a conflist that names a plugin not yet on the
-    /// node would fail every pod of the network meanwhile. Names that are already current are left alone.
+    /// The executables first (the companions, then ipvlan-cni and its IPAM name), then the conflist: a conflist that
+    /// names a plugin not yet on the node would fail every pod of the network meanwhile. Names that are already
+    /// current are left alone.
     /// </summary>
-    public static IReadOnlyList<string> Install(byte[] executable, InstallFolder binDir, InstallFolder confDir, Conflist? conflist)
+    public static IReadOnlyList<string> Install(IReadOnlyList<(FileName Name, byte[] Content)> executables, InstallFolder binDir, InstallFolder confDir, Conflist? conflist)
     {
         var report = new List<string>();
         using (var bin = FolderWriter.Lock(binDir))
         {
-            string path = bin.PathOf(Executable);
-            if (bin.HasFile(Executable, executable, ExecutableMode))
-                report.Add($"{path}: current");
-            else
+            foreach (var (name, content) in executables)
             {
-                bool existed = bin.Exists(Executable);
-                bin.ReplaceFile(Executable, executable, ExecutableMode);
-                report.Add($"{path}: {(existed ? "replaced" : "installed")} ({executable.Length} bytes)");
+                string path = bin.PathOf(name);
+                if (bin.HasFile(name, content, ExecutableMode))
+                    report.Add($"{path}: current");
+                else
+                {
+                    bool existed = bin.Exists(name);
+                    bin.ReplaceFile(name, content, ExecutableMode);
+                    report.Add($"{path}: {(existed ? "replaced" : "installed")} ({content.Length} bytes)");
+                }
             }
 
             // A relative symlink: it follows every later replacement of the executable, and resolves the same from a
@@ -135,7 +165,7 @@ public static class Installer
         }
 
         using var bin = FolderWriter.Lock(binDir);
-        foreach (var file in new[] { IpamExecutable, Executable })
+        foreach (var file in new[] { IpamExecutable, Executable }.Concat(Companions))
             report.Add($"{bin.PathOf(file)}: {(bin.Remove(file) ? "removed" : "not present")}");
         return report;
     }

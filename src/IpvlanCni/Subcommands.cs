@@ -15,9 +15,10 @@ static class Subcommands
 
     static readonly Subcommand[] All =
     [
-        new("install", InstallCommand.Summary, InstallCommand.Run),
-        new("uninstall", UninstallCommand.Summary, UninstallCommand.Run),
-        // Their own executables beside this one: linked in, their code would be resident in every plugin run.
+        // Their own executables beside this one: linked in, their code would be resident in every plugin run (the
+        // summaries are constants: no installer code comes with them).
+        new("install", InstallCommand.Summary, args => Libc.ExecCompanion("ipvlan-cni-install", ["install", .. args])),
+        new("uninstall", UninstallCommand.Summary, args => Libc.ExecCompanion("ipvlan-cni-install", ["uninstall", .. args])),
         new("agent", "run the node agent (DHCP leases, cluster IPAM on etcd) in the foreground", args => Libc.ExecCompanion("ipvlan-cni-agent", ["agent", .. args])),
         new("ipam", "show, check, release or forget cluster IPAM allocations in etcd", args => Libc.ExecCompanion("ipvlan-cni-agent", ["ipam", .. args])),
         new("explain", "explain why a pod (or the node) can or cannot reach an address, hop by hop through ipvlan", args => Libc.ExecCompanion("ipvlan-cni-explain", args)),

@@ -53,7 +53,7 @@ public class DebianPackageTests(InstalledPackage package) : IClassFixture<Instal
         Assert.Equal($"ipvlan-cni {Repo.Version}\n", Run(package.PathOf("/usr/lib/cni/ipvlan-cni"), "--version").Stdout);
         Assert.Equal(File.ReadAllBytes(Repo.Plugin), File.ReadAllBytes(package.PathOf("/usr/lib/cni/ipvlan-cni")));
         // The subcommands that run as executables of their own answer through the installed name.
-        foreach (var subcommand in new[] { "agent", "explain" })
+        foreach (var subcommand in new[] { "agent", "explain", "install", "uninstall" })
             Assert.StartsWith($"Usage: ipvlan-cni {subcommand}", Run(package.PathOf("/usr/sbin/ipvlan-cni"), subcommand, "--help").Stdout);
     }
 

@@ -33,7 +33,7 @@ public class ImageTests
             string tar = Path.Join(temp.Path, "fs.tar");
             Assert.Equal(0, Podman("export", "--output", tar, id).ExitCode);
             var entries = Command.Succeed("tar", "-tf", tar).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.Equal(["usr/", "usr/bin/", "usr/bin/ipvlan-cni", "usr/bin/ipvlan-cni-agent", "usr/bin/ipvlan-cni-explain"], entries.Order());
+            Assert.Equal(["usr/", "usr/bin/", "usr/bin/ipvlan-cni", "usr/bin/ipvlan-cni-agent", "usr/bin/ipvlan-cni-explain", "usr/bin/ipvlan-cni-install"], entries.Order());
         }
         finally
         {
@@ -55,7 +55,8 @@ public class ImageTests
             "ipvlan-cni", "install", "--bin-dir", "/host/opt/cni/bin", "--conf-dir", "/host/etc/cni/net.d");
 
         Assert.True(outcome.ExitCode == 0, outcome.ToString());
-        Assert.Equal(File.ReadAllBytes(Repo.Plugin), File.ReadAllBytes(Path.Join(bin, "ipvlan-cni")));
+        foreach (var (name, published) in Repo.Executables)
+            Assert.Equal(File.ReadAllBytes(published), File.ReadAllBytes(Path.Join(bin, name)));
         Assert.Equal("ipvlan-cni", new FileInfo(Path.Join(bin, "ipvlan-cni-ipam")).LinkTarget);
     }
 }

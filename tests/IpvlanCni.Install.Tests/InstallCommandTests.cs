@@ -40,24 +40,43 @@ public class InstallCommandTests : IDisposable
 
         Assert.True(outcome.ExitCode == 0, outcome.ToString());
         string installed = Path.Join(_bin, "ipvlan-cni");
-        Assert.Equal(File.ReadAllBytes(Repo.Plugin), File.ReadAllBytes(installed));
-        Assert.Equal(Mode0755, File.GetUnixFileMode(installed));
+        foreach (var (name, published) in Repo.Executables)
+        {
+            Assert.Equal(File.ReadAllBytes(published), File.ReadAllBytes(Path.Join(_bin, name)));
+            Assert.Equal(Mode0755, File.GetUnixFileMode(Path.Join(_bin, name)));
+        }
         Assert.Equal("ipvlan-cni", new FileInfo(Path.Join(_bin, "ipvlan-cni-ipam")).LinkTarget);
         string conflist = Path.Join(_conf, "10-business.conflist");
         Assert.Equal(File.ReadAllBytes(_conflist), File.ReadAllBytes(conflist));
         Assert.Equal(Mode0644, File.GetUnixFileMode(conflist));
         // Nothing else: no temporary left behind in either folder.
-        Assert.Equal(["ipvlan-cni", "ipvlan-cni-ipam"], Directory.GetFileSystemEntries(_bin).Select(Path.GetFileName).Order());
+        Assert.Equal(["ipvlan-cni", "ipvlan-cni-agent", "ipvlan-cni-explain", "ipvlan-cni-install", "ipvlan-cni-ipam"],
+            Directory.GetFileSystemEntries(_bin).Select(Path.GetFileName).Order());
         Assert.Equal(["10-business.conflist"], Directory.GetFileSystemEntries(_conf).Select(Path.GetFileName));
         Assert.Contains($"{installed}: installed", outcome.Stdout);
 
-        // The installed names answer as the plugin does.
+        // The installed names answer as the plugin does, and the installed plugin finds its companions.
+        Assert.StartsWith("Usage: ipvlan-cni explain", Command.Run(installed, "explain", "--help").Stdout);
         foreach (var name in new[] { "ipvlan-cni", "ipvlan-cni-ipam" })
         {
             var version = Command.Run(Path.Join(_bin, name), [], new Dictionary<string, string> { ["CNI_COMMAND"] = "VERSION" });
             Assert.True(version.ExitCode == 0, version.ToString());
             Assert.Contains("\"supportedVersions\"", version.Stdout);
         }
+    }
+
+    [Fact]
+    public void Install_without_its_companions_beside_it_is_refused_and_writes_nothing()
+    {
+        string lone = _temp.Sub("lone");
+        foreach (var (name, published) in Repo.Executables.Where(e => e.Name is "ipvlan-cni" or "ipvlan-cni-install"))
+            File.Copy(published, Path.Join(lone, name));
+
+        var outcome = Command.Run(Path.Join(lone, "ipvlan-cni"), "install", "--bin-dir", _bin, "--conf-dir", _conf);
+
+        Assert.Equal(1, outcome.ExitCode);
+        Assert.StartsWith($"ipvlan-cni install: {Path.Join(lone, "ipvlan-cni-agent")}: cannot read it", outcome.Stderr);
+        Assert.Empty(Directory.GetFileSystemEntries(_bin));
     }
 
     [Fact]
@@ -75,7 +94,7 @@ public class InstallCommandTests : IDisposable
     public void A_second_install_changes_nothing()
     {
         Assert.Equal(0, Install("--conflist", _conflist).ExitCode);
-        string[] paths = [Path.Join(_bin, "ipvlan-cni"), Path.Join(_bin, "ipvlan-cni-ipam"), Path.Join(_conf, "10-business.conflist")];
+        string[] paths = [.. Repo.Executables.Select(e => Path.Join(_bin, e.Name)), Path.Join(_bin, "ipvlan-cni-ipam"), Path.Join(_conf, "10-business.conflist")];
         var before = paths.Select(Identity).ToArray();
         Thread.Sleep(20); // a rewrite would show in the nanosecond timestamps
 
@@ -83,7 +102,7 @@ public class InstallCommandTests : IDisposable
 
         Assert.True(again.ExitCode == 0, again.ToString());
         Assert.Equal(before, paths.Select(Identity).ToArray());
-        Assert.Equal(3, again.Stdout.Split('\n').Count(line => line.EndsWith(": current")));
+        Assert.Equal(6, again.Stdout.Split('\n').Count(line => line.EndsWith(": current")));
     }
 
     [Fact]
@@ -148,7 +167,7 @@ public class InstallCommandTests : IDisposable
         // As an unprivileged user (the tests run as root, whom permission bits do not stop).
         string readable = _temp.Sub("exe");
         string plugin = Path.Join(readable, "ipvlan-cni");
-        File.Copy(Repo.Plugin, plugin);
+        Repo.CopyExecutables(readable);
         File.SetUnixFileMode(_temp.Path, Mode0755);
 
         var outcome = Command.Run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
@@ -210,11 +229,11 @@ public class InstallCommandTests : IDisposable
         Assert.True(outcome.ExitCode == 0, outcome.ToString());
         Assert.Empty(Directory.GetFileSystemEntries(_bin));
         Assert.Empty(Directory.GetFileSystemEntries(_conf));
-        Assert.Equal(3, outcome.Stdout.Split('\n').Count(line => line.EndsWith(": removed")));
+        Assert.Equal(6, outcome.Stdout.Split('\n').Count(line => line.EndsWith(": removed")));
 
         var again = Ipvlan("uninstall", "--bin-dir", _bin, "--conf-dir", _conf, "--conflist", "10-business.conflist");
         Assert.True(again.ExitCode == 0, again.ToString());
-        Assert.Equal(3, again.Stdout.Split('\n').Count(line => line.EndsWith(": not present")));
+        Assert.Equal(6, again.Stdout.Split('\n').Count(line => line.EndsWith(": not present")));
     }
 
     [Fact]
@@ -240,11 +259,12 @@ public class InstallCommandTests : IDisposable
     [Fact]
     public void Runs_of_the_installed_name_all_succeed_while_installs_replace_it()
     {
-        string sources = _temp.Sub("builds");
-        string current = Path.Join(sources, "current"), older = Path.Join(sources, "older");
-        File.Copy(Repo.Plugin, current);
-        File.WriteAllBytes(older, [.. File.ReadAllBytes(Repo.Plugin), .. new byte[4096]]); // another build's bytes
-        File.SetUnixFileMode(older, Mode0755);
+        // Two builds, each a folder as published (install copies ipvlan-cni and its companions from its own).
+        string currentBuild = _temp.Sub("current"), olderBuild = _temp.Sub("older");
+        Repo.CopyExecutables(currentBuild);
+        Repo.CopyExecutables(olderBuild);
+        string current = Path.Join(currentBuild, "ipvlan-cni"), older = Path.Join(olderBuild, "ipvlan-cni");
+        File.AppendAllText(older, new string('\0', 4096)); // another build's bytes
         Assert.Equal(0, Command.Run(older, "install", "--bin-dir", _bin, "--conf-dir", _conf).ExitCode);
 
         using var stop = new CancellationTokenSource();

@@ -13,6 +13,18 @@ static class Repo
     /// <summary>The published executable: artifacts/cni/bin/ipvlan-cni as `make publish` leaves it.</summary>
     public static string Plugin => Artifact(Path.Join("cni", "bin", "ipvlan-cni"), "make publish");
 
+    /// <summary>What install copies: ipvlan-cni and the companions it execs, by name, as published beside it.</summary>
+    public static IReadOnlyList<(string Name, string Path)> Executables =>
+        [.. new[] { "ipvlan-cni", "ipvlan-cni-agent", "ipvlan-cni-explain", "ipvlan-cni-install" }
+            .Select(name => (name, Artifact(System.IO.Path.Join("cni", "bin", name), "make publish")))];
+
+    /// <summary>Copies the published executables into <paramref name="folder"/>, as a folder install can run from.</summary>
+    public static void CopyExecutables(string folder)
+    {
+        foreach (var (name, path) in Executables)
+            File.Copy(path, System.IO.Path.Join(folder, name));
+    }
+
     public static string Deb => Artifact($"ipvlan-cni_{Version}_amd64.deb", "make deb");
 
     public static string Image => $"localhost/ipvlan-cni:{Version}";
