@@ -69,7 +69,8 @@ public static class Installer
     /// </summary>
     public static List<(FileName Name, byte[] Content)> ReadExecutables()
     {
-        string folder = Path.GetDirectoryName(Environment.ProcessPath) ?? throw new InstallException(InstallProblem.Failed, "the running executable's folder is unknown");
+        string folder = Path.GetDirectoryName(Environment.ProcessPath)
+            ?? throw new InstallException(InstallProblem.Failed, "the running executable's folder is unknown");
         var files = new List<(FileName, byte[])>();
         foreach (var name in Companions.Append(Executable))
         {
