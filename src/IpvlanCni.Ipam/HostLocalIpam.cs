@@ -118,11 +118,14 @@ public sealed class HostLocalIpam(HostLocalConfig config, NodeAddresses node) : 
         return (idx, IpMath.ToNumber(ranges[idx].Start));
     }
 
-    public void MarkConflict(CniRequest request, IPAddress address)
+    public void SetAside(CniRequest request, IPAddress address)
     {
         using var store = DiskStore.Open(Config.DataDir, Config.Name);
         if (!store.Transfer(address, DiskStore.Key(request.ContainerId, request.IfName), ConflictContainerId, ConflictIfName))
             throw new CniException(CniErrorCode.Internal, $"host-local: {IpMath.Format(address)} is not reserved for {request.ContainerId}/{request.IfName}");
+        var errors = ReleaseById(store, request.ContainerId, request.IfName);
+        if (errors.Count > 0)
+            throw new CniException(CniErrorCode.IoFailure, string.Join(";", errors));
     }
 
     public void Release(CniRequest request)

@@ -26,10 +26,10 @@ public interface IIpam
 public interface IConflictMarking
 {
     /// <summary>
-    /// Moves the attachment's reservation of <paramref name="address"/> to a conflict record, so that it is not
-    /// handed out again; the attachment then holds its other addresses only.
+    /// Moves the attachment's reservation of <paramref name="address"/> to a conflict record (so it is not handed
+    /// out again) and gives back the attachment's other addresses: the next Allocate for it starts afresh.
     /// </summary>
-    void MarkConflict(CniRequest request, System.Net.IPAddress address);
+    void SetAside(CniRequest request, System.Net.IPAddress address);
 }
 
 public static class IpamFactory

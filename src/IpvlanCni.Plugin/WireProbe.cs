@@ -52,7 +52,7 @@ public sealed record WireProbeConfig(TimeSpan Timeout, int Attempts)
                 throw PluginConfig.Invalid(path, "must be true, false or an object {\"timeoutMs\": N, \"attempts\": M}");
         }
         if (allocator is not IConflictMarking)
-            throw PluginConfig.Invalid(path, "probing needs an IPAM that can set an answered address aside: host-local (ipvlan-cni-ipam does not yet)");
+            throw PluginConfig.Invalid(path, "probing needs an IPAM that can set an answered address aside: host-local or ipvlan-cni-ipam");
         return new WireProbeConfig(TimeSpan.FromMilliseconds(timeoutMs), attempts);
     }
 }
@@ -60,8 +60,8 @@ public sealed record WireProbeConfig(TimeSpan Timeout, int Attempts)
 /// <summary>
 /// Probes the addresses IPAM reserved, from the master (where replies arrive: an ARP reply to a probe names target
 /// 0.0.0.0, so ipvlan hands it to the master, not to a slave), before they are configured on the pod. An address
-/// someone answers for is set aside by the IPAM (kept reserved under a conflict record) and the attachment asks
-/// for the next, up to <see cref="WireProbeConfig.Attempts"/> times; every wait ends at the probe's deadline.
+/// someone answers for is set aside by the IPAM (kept reserved under a conflict record, the attachment's other
+/// addresses given back) and the attachment asks for the next, up to <see cref="WireProbeConfig.Attempts"/> times; every wait ends at the probe's deadline.
 /// </summary>
 static class WireProbe
 {
@@ -76,8 +76,7 @@ static class WireProbe
             var answered = Answered(probe, addresses.Ips.Select(ip => ip.Address.Address).ToList(), master, masterNamespace);
             if (answered is null)
                 return addresses;
-            marking.MarkConflict(request, answered);
-            ipam.Release(request);
+            marking.SetAside(request, answered);
             if (attempt == probe.Attempts)
                 throw new CniException(CniErrorCode.AddressesExhausted,
                     $"ipam.probe: another host on \"{master.Name}\" answered for each of {probe.Attempts} addresses tried (the last {IpMath.Format(answered)}); they are set aside, nothing is configured");

@@ -135,14 +135,19 @@ public sealed class ClusterLab : IDisposable
         DisableDad(ns);
         using var client = RouteClient.OpenIn(ns);
         client.ChangeLink(LoopbackIndex, new LinkChange { Up = true });
+        _namespaces.Remove(ns); // the pod owns its handle
         return new Pod(ns);
     }
 
     /// <summary>Removes a pod's namespace (after its DEL), as a runtime does when the pod is gone.</summary>
-    public void RemovePod(Pod pod)
+    public void RemovePod(Pod pod) => Remove(pod.Namespace);
+
+    /// <summary>Removes a namespace of this lab (a pod's, a foreign host's) and the links in it.</summary>
+    public void Remove(NetNamespace ns)
     {
-        string name = Path.GetFileName(pod.Path);
-        pod.Dispose();
+        string name = Path.GetFileName(ns.Path);
+        ns.Dispose();
+        _namespaces.Remove(ns);
         NetNamespace.DeleteNamed(name);
         _namedNamespaces.Remove(name);
     }

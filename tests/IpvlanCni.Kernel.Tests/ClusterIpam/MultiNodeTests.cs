@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using IpvlanCni.Kernel.Tests.Support;
 using IpvlanCni.Network;
 using IpvlanCni.Scenarios;
@@ -71,12 +72,15 @@ public sealed class MultiNodeTests(ClusterFixture fixture) : KernelTest, IClassF
         Assert.True(ping.Succeeded, $"{from.ContainerId} on {from.Node.Name} ({from.Address}) -> {to.ContainerId} on {to.Node.Name} ({to.Address}): {ping}");
     }
 
-    List<string> ShownAddresses(string network)
+    List<string> ShownAddresses(string network) => [.. Shown(network).Select(a => $"{a.Node} {a.Address}")];
+
+    List<(string Node, string Address, string ContainerId)> Shown(string network)
     {
         var shown = _lab.Operator(_lab.Nodes[0], _lab.Config(_lab.Nodes[0], network), "show", "--json");
         Assert.True(shown.Succeeded, $"ipam show: {shown}");
         using var doc = JsonDocument.Parse(shown.StdOut);
-        return [.. doc.RootElement.GetProperty("allocations").EnumerateArray().Select(a => $"{a.GetProperty("node").GetString()} {a.GetProperty("address").GetString()}")];
+        return [.. doc.RootElement.GetProperty("allocations").EnumerateArray()
+            .Select(a => (a.GetProperty("node").GetString()!, a.GetProperty("address").GetString()!, a.GetProperty("containerId").GetString()!))];
     }
 
     void AssertConsistent(string network)
@@ -194,5 +198,55 @@ public sealed class MultiNodeTests(ClusterFixture fixture) : KernelTest, IClassF
         foreach (var p in pods.Skip(1).Append(retry))
             Del(p, network, first, last);
         Assert.Empty(ShownAddresses(network));
+    }
+
+    [Fact]
+    public void WithProbingOnAnAddressAForeignHostAnswersForIsSetAsideForEveryNode()
+    {
+        // 10.77.0.120-122, and a machine on the wire that no IPAM knows holds .121.
+        const string network = "probe";
+        const int first = 120, last = 122;
+        var foreign = _lab.AddForeignHost(IpPrefix.Parse("10.77.0.121/24"));
+        try
+        {
+            JsonObject Config(ClusterNode node)
+            {
+                var config = _lab.Config(node, network, first, last);
+                config["ipam"]!["probe"] = new JsonObject { ["timeoutMs"] = 300 };
+                return config;
+            }
+            var pods = new List<Attached>();
+            foreach (var node in _lab.Nodes.Take(2))
+            {
+                var pod = _lab.AddPod(node);
+                var added = node.Cni.Add(Config(node), pod, $"{node.Short}-probe").Succeeded($"ADD on {node.Name}");
+                pods.Add(new Attached(node, pod, $"{node.Short}-probe", added.Addresses.Single().Address));
+            }
+            Assert.Equal(["10.77.0.120", "10.77.0.122"], pods.Select(p => p.Address.ToString()).Order());
+            foreach (var p in pods)
+                AssertAttached(p);
+            // The third node finds only .121, which is answered: set aside, and nothing else is free.
+            var third = _lab.Nodes[2];
+            var thirdPod = _lab.AddPod(third);
+            third.Cni.Add(Config(third), thirdPod, $"{third.Short}-probe").FailedWith(101);
+            Assert.False(HasEth0(thirdPod), "the refused ADD left eth0");
+
+            var shown = Shown(network);
+            Assert.Equal(3, shown.Count);
+            var conflict = Assert.Single(shown, a => a.Address == "10.77.0.121");
+            Assert.StartsWith("ipvlan-cni-probe-conflict-", conflict.ContainerId);
+            AssertConsistent(network);
+            Assert.True(Programs.Ping(pods[0].Pod.Namespace, IPAddress.Parse("10.77.0.121"), 3), "the pod cannot reach the foreign host");
+            AssertPing(pods[0], pods[1]);
+
+            foreach (var p in pods)
+                p.Node.Cni.Del(Config(p.Node), p.Pod, p.ContainerId).Succeeded("DEL");
+            Assert.Equal(["10.77.0.121"], Shown(network).Select(a => a.Address));
+        }
+        finally
+        {
+            // Other tests of the class use the range without probing: the foreign host leaves the wire.
+            _lab.Remove(foreign);
+        }
     }
 }
