@@ -32,9 +32,10 @@ public sealed class ClusterLab : IDisposable
     readonly List<string> _namedNamespaces = [];
     readonly List<NetNamespace> _namespaces = [];
     readonly List<ClusterNode> _nodes = [];
+    readonly List<Pod> _pods = [];
     readonly List<Process> _processes = [];
     readonly Dictionary<int, List<string>> _output = [];
-    int _pods, _hosts;
+    int _podCount, _hosts;
 
     /// <param name="nodes">How many node namespaces (at most 9).</param>
     /// <param name="etcd">Start etcd and an agent per node (false: the wire and nodes only, for host-local).</param>
@@ -131,12 +132,14 @@ public sealed class ClusterLab : IDisposable
     /// <summary>A pod namespace with lo up (IPv6 duplicate address detection off, to keep ADD quick).</summary>
     public Pod AddPod(ClusterNode node)
     {
-        var ns = CreateNamespace($"{node.Short}p{++_pods}");
+        var ns = CreateNamespace($"{node.Short}p{++_podCount}");
         DisableDad(ns);
         using var client = RouteClient.OpenIn(ns);
         client.ChangeLink(LoopbackIndex, new LinkChange { Up = true });
-        _namespaces.Remove(ns); // the pod owns its handle
-        return new Pod(ns);
+        _namespaces.Remove(ns);
+        var pod = new Pod(ns);
+        _pods.Add(pod);
+        return pod;
     }
 
     /// <summary>Removes a pod's namespace (after its DEL), as a runtime does when the pod is gone.</summary>
@@ -357,6 +360,8 @@ public sealed class ClusterLab : IDisposable
             }
             process.Dispose();
         }
+        foreach (var pod in _pods)
+            pod.Dispose();
         foreach (var node in _nodes)
             node.Client.Dispose();
         WireClient?.Dispose();
