@@ -1,4 +1,5 @@
 using System.Net;
+using IpvlanCni.Cni;
 using IpvlanCni.Ipam;
 using IpvlanCni.Network;
 
@@ -126,6 +127,53 @@ public sealed class Allocator(ClusterIpamConfig config)
         if (!record.Live)
             return new Decision.Done();
         return new Decision.Commit(ReleaseTxn(kv, record, tomb), [], []);
+    }
+
+    /// <summary>
+    /// The conflict attachment that keeps an address another host on the wire answered for (ipam.probe): an
+    /// attachment of this node like any other (shown, checked, released by GC and by the operator), never a pod's.
+    /// </summary>
+    public const string ConflictContainerPrefix = "ipvlan-cni-probe-conflict-";
+    public const string ConflictIfName = "wire";
+
+    public string ConflictKey(string node, IPAddress address) =>
+        Keys.AttachmentKey(node, ConflictContainerPrefix + IpMath.Format(address).Replace(':', '_'), ConflictIfName);
+
+    /// <summary>
+    /// ipam.probe's "someone answered": in one Txn the address moves to its conflict attachment, and the attachment
+    /// (not fenced: its own ADD goes on to ask again) gives back its other addresses and goes. Done when that is so already.
+    /// </summary>
+    public IReadOnlyList<Read> SetAsideReads(Attachment a, IPAddress address) =>
+        [Read.One(Keys.AttachmentKey(a.Node, a.ContainerId, a.IfName)), Read.One(Keys.IpKey(address)), Read.One(ConflictKey(a.Node, address))];
+
+    public Decision DecideSetAside(Attachment a, IPAddress address, Snapshot s)
+    {
+        string attKey = Keys.AttachmentKey(a.Node, a.ContainerId, a.IfName), ipKey = Keys.IpKey(address), conflictKey = ConflictKey(a.Node, address);
+        var missing = SetAsideReads(a, address).Where(r => !s.Covers(r.Key)).ToList();
+        if (missing.Count > 0)
+            return new Decision.NeedReads(missing);
+        var conflict = s.Get(conflictKey) is { } c ? AttachmentRecord.Decode(c, Keys) : null;
+        var kv = s.Get(attKey);
+        var held = kv is null ? null : AttachmentRecord.Decode(kv, Keys);
+        if (held is not { Live: true } || !held.Addresses.Any(h => h.Key == ipKey))
+        {
+            if (conflict is { Live: true } && conflict.Addresses.Any(h => h.Key == ipKey))
+                return new Decision.Done();
+            throw new CniException(CniErrorCode.Internal, $"ipvlan-cni-ipam: {IpMath.Format(address)} is not held by {a.Id}");
+        }
+        var address0 = held.Addresses.First(h => h.Key == ipKey);
+        var owner = a with { ContainerId = ConflictContainerPrefix + IpMath.Format(address).Replace(':', '_'), IfName = ConflictIfName, PodNamespace = "", PodName = "", PodUid = "" };
+        var compares = new List<Compare> { Compare.Unchanged(kv!), s.Get(conflictKey) is { } old ? Compare.Unchanged(old) : Compare.Absent(conflictKey) };
+        if (s.Get(ipKey) is { } ipKv)
+            compares.Add(Compare.Unchanged(ipKv));
+        var writes = new List<Write>
+        {
+            Write.Put(conflictKey, new AttachmentRecord(true, [address0], owner).Encode()),
+            Write.Put(ipKey, OwnerRecord.Encode(address, owner)),
+        };
+        writes.AddRange(held.Addresses.Where(h => h.Key != ipKey).Select(h => Write.Delete(h.Key)));
+        writes.Add(Write.Delete(attKey));
+        return new Decision.Commit(new Txn(compares, writes, [Read.One(attKey), Read.One(conflictKey)]), [], []);
     }
 
     /// <summary>Releases one attachment as it was read (GC, operator release): its keys go, a tombstone stays.</summary>

@@ -110,6 +110,32 @@ public sealed class ClusterIpamEngine(IKvStore store)
         }
     }
 
+    /// <summary>ipam.probe: sets an answered address aside (see <see cref="Allocator.DecideSetAside"/>); a lost race reads again.</summary>
+    public void SetAside(ClusterIpamConfig config, Attachment a, System.Net.IPAddress address, DateTimeOffset deadline)
+    {
+        var allocator = new Allocator(config);
+        for (int attempt = 0; ; attempt++)
+        {
+            var decision = allocator.DecideSetAside(a, address, ReadAll(allocator.SetAsideReads(a, address), deadline));
+            if (decision is Decision.Done)
+                return;
+            if (decision is not Decision.Commit commit)
+                throw new InvalidOperationException(decision.ToString());
+            try
+            {
+                if (Commit(commit.Txn, deadline).Succeeded)
+                    return;
+            }
+            catch (StoreUnavailableException) when (DateTimeOffset.UtcNow < deadline)
+            {
+                // Uncertain: the next read shows the conflict attachment if it committed.
+            }
+            if (attempt + 1 >= MaxAttempts)
+                throw new CniException(CniErrorCode.TryAgainLater, $"ipvlan-cni-ipam: lost {MaxAttempts} races setting {address} aside; try again");
+            Backoff(attempt, deadline);
+        }
+    }
+
     /// <summary>
     /// CNI GC: releases this node's live attachments on this network that are not in <paramref name="valid"/>, except
     /// those added within the grace on this boot (an ADD that raced the runtime's list). Each release compares the

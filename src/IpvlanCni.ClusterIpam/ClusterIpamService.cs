@@ -66,6 +66,16 @@ public sealed class ClusterIpamService(AgentLog log) : IAgentService
                     engine.Release(config, attachment, end);
                     log.Write($"cluster-ipam del {config.Network} {attachment.Id}");
                     return null;
+                case "set-aside":
+                {
+                    RequireAttachment(cni);
+                    string text = request.Args.GetRequiredString("address");
+                    if (!IpMath.TryParse(text, out var address))
+                        throw new CniException(CniErrorCode.InvalidNetworkConfig, $"cluster-ipam: \"{text}\" is not an address");
+                    engine.SetAside(config, attachment, address, end);
+                    log.Write($"cluster-ipam set-aside {config.Network} {attachment.Id}: {IpMath.Format(address)} answered on the wire");
+                    return null;
+                }
                 case "check":
                 {
                     RequireAttachment(cni);

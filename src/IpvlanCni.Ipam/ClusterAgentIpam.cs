@@ -8,7 +8,7 @@ namespace IpvlanCni.Ipam;
 /// "cluster-ipam" service (it holds the etcd connection; a plugin process would pay a gRPC connection per ADD).
 /// The configuration is parsed here first, so bad input is refused without asking anyone.
 /// </summary>
-public sealed class ClusterAgentIpam : IIpam
+public sealed class ClusterAgentIpam : IIpam, IConflictMarking
 {
     public const string TypeName = "ipvlan-cni-ipam";
     const string Service = "cluster-ipam";
@@ -58,6 +58,13 @@ public sealed class ClusterAgentIpam : IIpam
         if (!_agentAbsentOnAdd)
             _agent.Call(Service, "del", w => Identity(w, request));
     }
+
+    public void SetAside(CniRequest request, System.Net.IPAddress address) =>
+        _agent.Call(Service, "set-aside", w =>
+        {
+            Identity(w, request);
+            w.WriteString("address", IpMath.Format(address));
+        });
 
     public void Check(CniRequest request)
     {

@@ -180,6 +180,19 @@ internal sealed class DiskStore : IDisposable
         return list;
     }
 
+    /// <summary>
+    /// Gives a reservation held under <paramref name="key"/> to another owner (written to a temporary and renamed over
+    /// it, so it is never absent); false when the address is not reserved under that key.
+    /// </summary>
+    public bool Transfer(IPAddress ip, string key, string containerId, string ifName)
+    {
+        var current = ReadSmallFile(new FileInfo(PathOf(ip)));
+        if (current is null || current.Trim() != key)
+            return false;
+        File.Move(WriteTemp(Encoding.UTF8.GetBytes(Key(containerId, ifName))), PathOf(ip), overwrite: true);
+        return true;
+    }
+
     /// <summary>Removes one reservation file; a file already gone is fine.</summary>
     public void Release(IPAddress ip) => File.Delete(PathOf(ip));
 

@@ -5,8 +5,15 @@ using IpvlanCni.Network;
 namespace IpvlanCni.Ipam;
 
 /// <summary>The reference host-local allocator over its on-disk store, interoperable with host-local 1.1.1 on one store.</summary>
-public sealed class HostLocalIpam(HostLocalConfig config, NodeAddresses node) : IIpam
+public sealed class HostLocalIpam(HostLocalConfig config, NodeAddresses node) : IIpam, IConflictMarking
 {
+    /// <summary>
+    /// The owner of an address another host answered for (ipam.probe): kept reserved, so never handed out; GC, which
+    /// keeps only the runtime's attachments, gives it back, and the next ADD that gets it probes it again.
+    /// </summary>
+    public const string ConflictContainerId = "ipvlan-cni-probe-conflict";
+    public const string ConflictIfName = "wire";
+
     public HostLocalIpam(HostLocalConfig config) : this(config, NodeAddresses.None)
     {
     }
@@ -109,6 +116,16 @@ public sealed class HostLocalIpam(HostLocalConfig config, NodeAddresses node) : 
             return (idx, cur + 1);
         idx = (idx + 1) % ranges.Count;
         return (idx, IpMath.ToNumber(ranges[idx].Start));
+    }
+
+    public void SetAside(CniRequest request, IPAddress address)
+    {
+        using var store = DiskStore.Open(Config.DataDir, Config.Name);
+        if (!store.Transfer(address, DiskStore.Key(request.ContainerId, request.IfName), ConflictContainerId, ConflictIfName))
+            throw new CniException(CniErrorCode.Internal, $"host-local: {IpMath.Format(address)} is not reserved for {request.ContainerId}/{request.IfName}");
+        var errors = ReleaseById(store, request.ContainerId, request.IfName);
+        if (errors.Count > 0)
+            throw new CniException(CniErrorCode.IoFailure, string.Join(";", errors));
     }
 
     public void Release(CniRequest request)

@@ -22,6 +22,16 @@ public interface IIpam
     void GarbageCollect(CniRequest request, IReadOnlyList<GcAttachment> validAttachments);
 }
 
+/// <summary>An IPAM that can set an address aside that another host on the wire answered for (ipam.probe).</summary>
+public interface IConflictMarking
+{
+    /// <summary>
+    /// Moves the attachment's reservation of <paramref name="address"/> to a conflict record (so it is not handed
+    /// out again) and gives back the attachment's other addresses: the next Allocate for it starts afresh.
+    /// </summary>
+    void SetAside(CniRequest request, System.Net.IPAddress address);
+}
+
 public static class IpamFactory
 {
     /// <summary>How long a delegated IPAM plugin may run when the configuration does not say.</summary>

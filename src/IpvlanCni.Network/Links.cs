@@ -51,6 +51,8 @@ public sealed record VethLinkSpec(string Name, string PeerName) : LinkSpec(Name)
 }
 public sealed record VlanLinkSpec(string Name, int ParentIndex, ushort VlanId) : LinkSpec(Name);
 public sealed record IpvlanLinkSpec(string Name, int ParentIndex, IpvlanMode Mode, IpvlanFlag Flag = IpvlanFlag.Bridge) : LinkSpec(Name);
+/// <summary>A Linux bridge (STP off, so its ports forward at once): the shared wire of simulated nodes in tests.</summary>
+public sealed record BridgeLinkSpec(string Name) : LinkSpec(Name);
 /// <summary>macvlan in bridge mode: only for showing that a master cannot carry both kinds.</summary>
 public sealed record MacvlanLinkSpec(string Name, int ParentIndex) : LinkSpec(Name);
 
@@ -67,4 +69,6 @@ public sealed record LinkChange
     public string? Alias { get; init; }
     /// <summary>Move the link into this namespace.</summary>
     public NetNamespace? Namespace { get; init; }
+    /// <summary>IFLA_MASTER: enslave the link to this bridge (ifindex in the same namespace).</summary>
+    public int? MasterIndex { get; init; }
 }

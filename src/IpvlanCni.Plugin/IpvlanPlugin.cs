@@ -48,6 +48,8 @@ public sealed class IpvlanPlugin : ICniPlugin
         using var node = config.LinkInContainer ? RouteClient.Open() : null;
         var nodeAddresses = node is null ? NodeAddresses.Read(host) : NodeAddresses.Read(node, host);
         var ipam = config.Ipam is { } ipamConfig ? IpamFactory.Create(ipamConfig, request, config.Timeouts.Ipam, nodeAddresses) : null;
+        // ipam.probe: off unless configured (then parsed here, before anything changes).
+        var probe = config.Ipam is { } probeConfig ? WireProbeConfig.Parse(probeConfig, ipam) : null;
         // Before the record: a missing IPAM plugin would also fail the rollback's release and strand the record.
         if (ipam is DelegatingIpam delegating)
             delegating.FindPlugin(request.PluginPaths);
@@ -74,6 +76,8 @@ public sealed class IpvlanPlugin : ICniPlugin
             // The built-in IPAMs skip these already; a delegate or a prevResult does not know them.
             if (addresses.Ips.FirstOrDefault(ip => nodeAddresses.Holds(ip.Address.Address)) is { } held)
                 throw nodeAddresses.Refusal(held.Address.Address, ipam is null ? "prevResult.ips" : "ipam");
+            if (probe is not null)
+                addresses = WireProbe.Claim(probe, ipam!, request, addresses, master, config.LinkInContainer ? podNs : null);
             record = record with { Addresses = addresses.Ips.Select(ip => ip.Address.ToString()).ToList() };
             store.Save(record);
             Reach("addresses-reserved");

@@ -61,6 +61,9 @@ try
 
     step = "getting a pod's address from DHCP";
     dhcpWorked = DhcpDemo.Run(lab);
+
+    step = "sharing one subnet across three nodes through etcd";
+    ClusterIpamDemo.Run();
 }
 catch (Exception e)
 {

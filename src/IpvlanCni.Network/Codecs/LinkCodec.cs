@@ -86,6 +86,8 @@ internal static class LinkCodec
             w.PutUInt32(LinkAttribute.Mtu, (uint)mtu);
         if (change.Alias is { } alias)
             w.PutString(LinkAttribute.Alias, alias);
+        if (change.MasterIndex is { } master)
+            w.PutUInt32(LinkAttribute.Master, (uint)master);
         if (change.Namespace is { } ns)
             w.PutUInt32(LinkAttribute.NetNamespaceFd, (uint)ns.FileDescriptorNumber);
         if (change.ArpNotify is { } arpNotify)
@@ -210,6 +212,7 @@ internal static class LinkCodec
         VlanLinkSpec => "vlan",
         IpvlanLinkSpec => "ipvlan",
         MacvlanLinkSpec => "macvlan",
+        BridgeLinkSpec => "bridge",
         _ => throw new ArgumentException($"unsupported link kind {spec.GetType().Name}", nameof(spec)),
     };
 }
