@@ -36,7 +36,7 @@ public sealed class CniLog(string path)
         {
             var bytes = Encoding.UTF8.GetBytes(Format(entry));
             using var file = Libc.Open(Path, Flags | Libc.O_NOFOLLOW, Mode);
-            if (Libc.GetTypeAndSize(file).Type != Libc.S_IFREG)
+            if (Libc.Stat(file).Type != Libc.S_IFREG)
             {
                 LastFailure = $"{Path} is not a regular file";
                 return;

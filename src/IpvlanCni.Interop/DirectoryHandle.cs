@@ -104,7 +104,7 @@ public sealed class DirectoryHandle : IDisposable
     /// <summary>Reads an fd that must be a regular file of at most maxBytes; null (and why) otherwise.</summary>
     public static byte[]? ReadRegular(FileDescriptor fd, int maxBytes, out string problem)
     {
-        var (type, size) = Libc.GetTypeAndSize(fd);
+        var (_, _, type, size) = Libc.Stat(fd);
         if (type != Libc.S_IFREG)
         {
             problem = "is not a regular file";
@@ -186,7 +186,7 @@ public sealed class DirectoryHandle : IDisposable
             ?? throw (errno == Errno.ELOOP
                 ? new UnsafePathException(Join(name), "is a symbolic link")
                 : new UnsafePathException(Join(name), $"cannot be opened: {ErrnoInfo.Describe((int)errno)}"));
-        if (Libc.GetTypeAndSize(fd).Type != Libc.S_IFREG)
+        if (Libc.Stat(fd).Type != Libc.S_IFREG)
         {
             fd.Dispose();
             throw new UnsafePathException(Join(name), "is not a regular file");

@@ -121,8 +121,8 @@ public sealed class StateStore : IDisposable
         if (Libc.GetNetworkNamespaceCookie() is { } cookie)
             return $"net-{cookie}";
         using var ns = Libc.Open("/proc/self/ns/net");
-        var (device, inode) = Libc.GetIdentity(ns);
-        return $"net-{device:x}-{inode}";
+        var status = Libc.Stat(ns);
+        return $"net-{status.Device:x}-{status.Inode}";
     }
 
     /// <summary>A folder or file of ours that is not what we made (a symlink, a file for a folder): refuse to write through it.</summary>
