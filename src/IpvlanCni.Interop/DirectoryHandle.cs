@@ -98,44 +98,7 @@ public sealed class DirectoryHandle : IDisposable
     public byte[]? TryReadFile(string name, int maxBytes)
     {
         using var fd = Libc.TryOpenAt(_fd, name, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0, out _);
-        return fd is null ? null : ReadRegular(fd, maxBytes, out _);
-    }
-
-    /// <summary>Reads an fd that must be a regular file of at most maxBytes; null (and why) otherwise.</summary>
-    public static byte[]? ReadRegular(FileDescriptor fd, int maxBytes, out string problem)
-    {
-        var (_, _, type, size) = Libc.Stat(fd);
-        if (type != Libc.S_IFREG)
-        {
-            problem = "is not a regular file";
-            return null;
-        }
-        if (size > maxBytes)
-        {
-            problem = $"is larger than {maxBytes} bytes";
-            return null;
-        }
-        // The size can change under us (procfs reports 0): read to one byte past the cap, whatever stat said.
-        var buffer = new byte[Math.Max((int)size, 256) + 1];
-        int total = 0;
-        while (true)
-        {
-            if (total == buffer.Length)
-            {
-                if (buffer.Length > maxBytes)
-                {
-                    problem = $"is larger than {maxBytes} bytes";
-                    return null;
-                }
-                Array.Resize(ref buffer, Math.Min(buffer.Length * 2, maxBytes + 1));
-            }
-            int n = Libc.Read(fd, buffer.AsSpan(total));
-            if (n == 0)
-                break;
-            total += n;
-        }
-        problem = "";
-        return total == buffer.Length ? buffer : buffer[..total];
+        return fd is null ? null : RegularFile.ReadRegular(fd, maxBytes, out _);
     }
 
     /// <summary>
