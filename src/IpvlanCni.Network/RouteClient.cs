@@ -81,6 +81,13 @@ public sealed class RouteClient : IDisposable
         return _connection.ExecuteUnlessNotFound(request, $"delete link {name}") is not null;
     }
 
+    /// <summary>Deletes the link with this index; false when there is none (any more).</summary>
+    public bool TryDeleteLink(int index)
+    {
+        using var request = LinkCodec.Delete(index);
+        return _connection.ExecuteUnlessNotFound(request, $"delete link #{index}") is not null;
+    }
+
     // Addresses
     public void AddAddress(AddressInfo address)
     {
