@@ -137,18 +137,20 @@ public sealed class StateStore : IDisposable
     /// </summary>
     public static string NodeFolderName() => $"net-{NodeNamespace.Key}";
 
-    static NamespaceIdentity? _nodeNamespace;
-
-    /// <summary>The identity of the namespace this process runs in, the node's.</summary>
-    public static NamespaceIdentity NodeNamespace => _nodeNamespace ??= ReadNodeNamespace();
-
-    static NamespaceIdentity ReadNodeNamespace()
+    /// <summary>
+    /// The identity of the namespace the calling thread runs in, the node's (one unix socket's cookie; not cached:
+    /// a test host asks from many namespaces).
+    /// </summary>
+    public static NamespaceIdentity NodeNamespace
     {
-        if (Libc.GetNetworkNamespaceCookie() is { } cookie)
-            return new NamespaceIdentity(0, 0) { Cookie = cookie };
-        using var ns = Libc.Open("/proc/self/ns/net");
-        var status = Libc.Stat(ns);
-        return new NamespaceIdentity(status.Device, status.Inode);
+        get
+        {
+            if (Libc.GetNetworkNamespaceCookie() is { } cookie)
+                return new NamespaceIdentity(0, 0) { Cookie = cookie };
+            using var ns = Libc.Open("/proc/thread-self/ns/net");
+            var status = Libc.Stat(ns);
+            return new NamespaceIdentity(status.Device, status.Inode);
+        }
     }
 
     /// <summary>A folder or file of ours that is not what we made (a symlink, a file for a folder): refuse to write through it.</summary>
