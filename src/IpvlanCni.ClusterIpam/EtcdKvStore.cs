@@ -5,6 +5,7 @@ using Etcdserverpb;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
+using IpvlanCni.Cni;
 using IpvlanCni.Ipam;
 
 namespace IpvlanCni.ClusterIpam;
@@ -59,11 +60,11 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
             KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
         };
         if (config.CertFile is { } cert)
-            handler.SslOptions.ClientCertificates = [X509Certificate2.CreateFromPemFile(cert, config.KeyFile)];
+            handler.SslOptions.ClientCertificates = [X509Certificate2.CreateFromPem(ReadPem(cert, "etcdCertFile"), ReadPem(config.KeyFile!, "etcdKeyFile"))];
         if (config.CaFile is { } caFile)
         {
             var ca = new X509Certificate2Collection();
-            ca.ImportFromPemFile(caFile);
+            ca.ImportFromPem(ReadPem(caFile, "etcdCaFile"));
             handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
             {
                 if (certificate is null)
@@ -79,6 +80,26 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
             };
         }
         return handler;
+    }
+
+    /// <summary>
+    /// A TLS file through the one bounded reader: a regular file of at most 64 KiB, typed before it is opened, so a
+    /// FIFO cannot hang an agent slot and /dev/zero cannot fill its memory.
+    /// </summary>
+    static string ReadPem(string path, string key)
+    {
+        try
+        {
+            return System.Text.Encoding.UTF8.GetString(IpvlanCni.Interop.RegularFile.Read(path));
+        }
+        catch (IpvlanCni.Interop.UnsafePathException e)
+        {
+            throw new CniException(CniErrorCode.InvalidNetworkConfig, $"ipam.{key}: \"{CniNames.Truncate(path)}\" {e.Reason}");
+        }
+        catch (IpvlanCni.Interop.SystemCallException e)
+        {
+            throw new CniException(CniErrorCode.IoFailure, $"ipam.{key}: cannot read \"{CniNames.Truncate(path)}\": {IpvlanCni.Interop.ErrnoInfo.Describe((int)e.Errno)}");
+        }
     }
 
     public Snapshot Read(IReadOnlyList<Read> reads, DateTimeOffset deadline)

@@ -22,7 +22,6 @@ public sealed record CniLogEntry(
 /// </summary>
 public sealed class CniLog(string path)
 {
-    const int Flags = Libc.O_WRONLY | Libc.O_APPEND | Libc.O_CREAT | Libc.O_NOCTTY | Libc.O_NONBLOCK;
     const int Mode = 0b110_100_000; // 0640
 
     public string Path { get; } = path;
@@ -35,18 +34,18 @@ public sealed class CniLog(string path)
         try
         {
             var bytes = Encoding.UTF8.GetBytes(Format(entry));
-            using var file = Libc.Open(Path, Flags | Libc.O_NOFOLLOW, Mode);
-            if (Libc.GetTypeAndSize(file).Type != Libc.S_IFREG)
-            {
-                LastFailure = $"{Path} is not a regular file";
-                return;
-            }
+            // Typed through O_PATH before it is opened for writing: a FIFO is refused, never opened (nor waited on).
+            using var file = RegularFile.OpenForAppend(Path, Mode);
             Libc.WriteOnce(file, bytes);
             LastFailure = null;
         }
+        catch (UnsafePathException e)
+        {
+            LastFailure = e.Message;
+        }
         catch (SystemCallException e)
         {
-            LastFailure = e.Errno == Errno.ELOOP ? $"{Path} is a symbolic link" : e.Message;
+            LastFailure = e.Message;
         }
     }
 

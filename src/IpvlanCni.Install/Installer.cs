@@ -5,7 +5,7 @@ namespace IpvlanCni.Install;
 /// <summary>A conflist to install: its file name in the configuration folder and content that passed the check.</summary>
 public sealed record Conflist(FileName Name, byte[] Content)
 {
-    public const int MaxBytes = 1 << 20;
+    public const int MaxBytes = IpvlanCni.Interop.RegularFile.MaxBytes;
 
     /// <summary>The name a configuration folder knows it by: libcni reads a .conflist as a list of plugins.</summary>
     public static FileName ParseName(string text)
@@ -24,16 +24,17 @@ public sealed record Conflist(FileName Name, byte[] Content)
         byte[] content;
         try
         {
-            var info = new FileInfo(path);
-            if (!info.Exists)
-                throw new InstallException(InstallProblem.InvalidConflist, $"--conflist {path}: no such file");
-            if (info.Length > MaxBytes)
-                throw new InstallException(InstallProblem.InvalidConflist, $"--conflist {path}: larger than {MaxBytes} bytes");
-            content = File.ReadAllBytes(path);
+            // The one bounded reader: a FIFO is refused, not waited on; /dev/zero is not a regular file.
+            content = IpvlanCni.Interop.RegularFile.Read(path, MaxBytes);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (IpvlanCni.Interop.UnsafePathException e)
         {
-            throw new InstallException(InstallProblem.InvalidConflist, $"--conflist {path}: {e.Message}", e);
+            throw new InstallException(InstallProblem.InvalidConflist, $"--conflist {path}: {e.Reason}", e);
+        }
+        catch (IpvlanCni.Interop.SystemCallException e)
+        {
+            throw new InstallException(InstallProblem.InvalidConflist,
+                $"--conflist {path}: {(e.Errno == IpvlanCni.Interop.Errno.ENOENT ? "no such file" : IpvlanCni.Interop.ErrnoInfo.Describe((int)e.Errno))}", e);
         }
         try
         {
@@ -157,7 +158,15 @@ public static class Installer
             if (conf.Exists(name))
             {
                 // Only a conflist of ours: a file of another plugin under that name is not ours to delete.
-                byte[] content = File.Exists(path) && new FileInfo(path).Length <= Conflist.MaxBytes ? File.ReadAllBytes(path) : [];
+                byte[] content;
+                try
+                {
+                    content = IpvlanCni.Interop.RegularFile.Read(path, Conflist.MaxBytes);
+                }
+                catch (Exception e) when (e is IpvlanCni.Interop.UnsafePathException or IpvlanCni.Interop.SystemCallException)
+                {
+                    content = []; // not a conflist of ours (a FIFO there is not even opened)
+                }
                 if (!NetworkConfigCheck.UsesPlugin(content))
                     throw new InstallException(InstallProblem.InvalidConflist,
                         $"--conflist {path}: not a conflist with a plugin of type \"{NetworkConfigCheck.PluginType}\"; not removed, nothing was changed");

@@ -98,44 +98,7 @@ public sealed class DirectoryHandle : IDisposable
     public byte[]? TryReadFile(string name, int maxBytes)
     {
         using var fd = Libc.TryOpenAt(_fd, name, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0, out _);
-        return fd is null ? null : ReadRegular(fd, maxBytes, out _);
-    }
-
-    /// <summary>Reads an fd that must be a regular file of at most maxBytes; null (and why) otherwise.</summary>
-    public static byte[]? ReadRegular(FileDescriptor fd, int maxBytes, out string problem)
-    {
-        var (type, size) = Libc.GetTypeAndSize(fd);
-        if (type != Libc.S_IFREG)
-        {
-            problem = "is not a regular file";
-            return null;
-        }
-        if (size > maxBytes)
-        {
-            problem = $"is larger than {maxBytes} bytes";
-            return null;
-        }
-        // The size can change under us (procfs reports 0): read to one byte past the cap, whatever stat said.
-        var buffer = new byte[Math.Max((int)size, 256) + 1];
-        int total = 0;
-        while (true)
-        {
-            if (total == buffer.Length)
-            {
-                if (buffer.Length > maxBytes)
-                {
-                    problem = $"is larger than {maxBytes} bytes";
-                    return null;
-                }
-                Array.Resize(ref buffer, Math.Min(buffer.Length * 2, maxBytes + 1));
-            }
-            int n = Libc.Read(fd, buffer.AsSpan(total));
-            if (n == 0)
-                break;
-            total += n;
-        }
-        problem = "";
-        return total == buffer.Length ? buffer : buffer[..total];
+        return fd is null ? null : RegularFile.ReadRegular(fd, maxBytes, out _);
     }
 
     /// <summary>
@@ -143,21 +106,57 @@ public sealed class DirectoryHandle : IDisposable
     /// exclusively: a planted file or symlink there fails the write) and renames it over <paramref name="name"/>:
     /// readers see the old content or the new, never half, and never a file someone else linked in.
     /// </summary>
-    public void WriteAtomically(string name, ReadOnlySpan<byte> bytes, DirectoryHandle temporaries, string temporaryName)
+    public void WriteAtomically(string name, ReadOnlySpan<byte> bytes, DirectoryHandle temporaries, string temporaryName,
+        int mode = 0b110_000_000, bool sync = false)
     {
-        temporaries.DeleteFile(temporaryName);
-        using (var fd = Libc.TryOpenAt(temporaries._fd, temporaryName,
-                   Libc.O_WRONLY | Libc.O_CREAT | Libc.O_EXCL | Libc.O_NOFOLLOW, 0b110_000_000, out var errno)
-               ?? throw new UnsafePathException(temporaries.Join(temporaryName), $"cannot be created: {ErrnoInfo.Describe((int)errno)}"))
-        {
-            Libc.WriteOnce(fd, bytes);
-        }
+        temporaries.WriteTemporary(temporaryName, bytes, mode, sync);
         var renamed = Libc.RenameAt(temporaries._fd, temporaryName, _fd, name);
         if (renamed != Errno.None)
         {
             temporaries.DeleteFile(temporaryName);
             throw new UnsafePathException(Join(name), $"cannot be replaced: {ErrnoInfo.Describe((int)renamed)}");
         }
+    }
+
+    /// <summary>
+    /// Creates <paramref name="name"/> holding <paramref name="bytes"/>, whole or not at all, never replacing anything:
+    /// written to <paramref name="temporaryName"/> in this folder, then linked into place (linkat fails on any existing
+    /// entry, a dangling symlink included). False when the name was taken.
+    /// </summary>
+    public bool TryCreateWhole(string name, ReadOnlySpan<byte> bytes, string temporaryName, int mode, bool sync)
+    {
+        WriteTemporary(temporaryName, bytes, mode, sync);
+        try
+        {
+            var linked = Libc.LinkAt(_fd, temporaryName, _fd, name);
+            return linked switch
+            {
+                Errno.None => true,
+                Errno.EEXIST => false,
+                _ => throw new UnsafePathException(Join(name), $"cannot be created: {ErrnoInfo.Describe((int)linked)}"),
+            };
+        }
+        finally
+        {
+            DeleteFile(temporaryName);
+        }
+    }
+
+    void WriteTemporary(string temporaryName, ReadOnlySpan<byte> bytes, int mode, bool sync)
+    {
+        DeleteFile(temporaryName);
+        using var fd = Libc.TryOpenAt(_fd, temporaryName, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_EXCL | Libc.O_NOFOLLOW, mode, out var errno)
+            ?? throw new UnsafePathException(Join(temporaryName), $"cannot be created: {ErrnoInfo.Describe((int)errno)}");
+        Libc.WriteOnce(fd, bytes);
+        if (sync)
+            Libc.Fsync(fd, Join(temporaryName));
+    }
+
+    /// <summary>Whether an entry of any kind (a dangling symlink too) has this name.</summary>
+    public bool Exists(string name)
+    {
+        using var fd = Libc.TryOpenAt(_fd, name, Libc.O_PATH | Libc.O_NOFOLLOW, 0, out var errno);
+        return fd is not null || errno != Errno.ENOENT;
     }
 
     /// <summary>Creates an empty file; false when the name exists already (as anything).</summary>
@@ -169,13 +168,19 @@ public sealed class DirectoryHandle : IDisposable
         return errno == Errno.EEXIST ? false : throw new UnsafePathException(Join(name), $"cannot be created: {ErrnoInfo.Describe((int)errno)}");
     }
 
-    /// <summary>Opens (creating, never following a symlink) a file for flock.</summary>
-    public FileDescriptor OpenLockFile(string name)
+    /// <summary>Opens (creating, never following a symlink) a regular file for flock.</summary>
+    public FileDescriptor OpenLockFile(string name, int mode = 0b110_000_000)
     {
-        return Libc.TryOpenAt(_fd, name, Libc.O_RDONLY | Libc.O_CREAT | Libc.O_NOFOLLOW | Libc.O_NONBLOCK, 0b110_000_000, out var errno)
+        var fd = Libc.TryOpenAt(_fd, name, Libc.O_RDONLY | Libc.O_CREAT | Libc.O_NOFOLLOW | Libc.O_NONBLOCK, mode, out var errno)
             ?? throw (errno == Errno.ELOOP
                 ? new UnsafePathException(Join(name), "is a symbolic link")
                 : new UnsafePathException(Join(name), $"cannot be opened: {ErrnoInfo.Describe((int)errno)}"));
+        if (Libc.Stat(fd).Type != Libc.S_IFREG)
+        {
+            fd.Dispose();
+            throw new UnsafePathException(Join(name), "is not a regular file");
+        }
+        return fd;
     }
 
     /// <summary>Opens a file for appending (created 0600 when absent); refuses a symlink and anything but a regular file.</summary>
@@ -186,7 +191,7 @@ public sealed class DirectoryHandle : IDisposable
             ?? throw (errno == Errno.ELOOP
                 ? new UnsafePathException(Join(name), "is a symbolic link")
                 : new UnsafePathException(Join(name), $"cannot be opened: {ErrnoInfo.Describe((int)errno)}"));
-        if (Libc.GetTypeAndSize(fd).Type != Libc.S_IFREG)
+        if (Libc.Stat(fd).Type != Libc.S_IFREG)
         {
             fd.Dispose();
             throw new UnsafePathException(Join(name), "is not a regular file");

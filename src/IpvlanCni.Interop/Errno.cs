@@ -24,6 +24,7 @@ public enum Errno
     EINVAL = 22,
     ENOSPC = 28,
     EROFS = 30,
+    EPIPE = 32,
     ERANGE = 34,
     ENAMETOOLONG = 36,
     ENOTEMPTY = 39,

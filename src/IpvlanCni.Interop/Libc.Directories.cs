@@ -26,12 +26,14 @@ public static unsafe partial class Libc
     public static FileDescriptor OpenDirectory(string path) => Open(path, O_RDONLY | O_DIRECTORY);
 
     /// <summary>
-    /// Takes an exclusive flock on <paramref name="fd"/> within <paramref name="timeout"/> (polling, never an
-    /// unbounded wait); false when another process still holds it then. Released when the descriptor closes.
+    /// Takes an exclusive flock on <paramref name="fd"/> within <paramref name="timeout"/> (LOCK_NB, polled with a
+    /// pause growing to 16 ms: never an unbounded wait); false when another process still holds it then. Released
+    /// when the descriptor closes.
     /// </summary>
     public static bool TryLockExclusive(FileDescriptor fd, TimeSpan timeout)
     {
-        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int pause = 1;
         bool added = false;
         fd.DangerousAddRef(ref added);
         try
@@ -43,9 +45,12 @@ public static unsafe partial class Libc
                 var errno = ErrnoInfo.Last;
                 if (errno != Errno.EAGAIN && errno != Errno.EINTR)
                     throw new SystemCallException("flock", errno);
-                if (Environment.TickCount64 >= deadline)
+                if (errno == Errno.EINTR)
+                    continue;
+                if (clock.Elapsed >= timeout)
                     return false;
-                Thread.Sleep(20);
+                Thread.Sleep(pause);
+                pause = Math.Min(pause * 2, 16);
             }
         }
         finally

@@ -34,6 +34,9 @@ public static unsafe partial class Libc
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int renameat(int olddirfd, string oldpath, int newdirfd, string newpath);
 
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int linkat(int olddirfd, string oldpath, int newdirfd, string newpath, int flags);
+
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint read(int fd, byte* buffer, nuint count);
 
@@ -85,6 +88,10 @@ public static unsafe partial class Libc
 
     public static Errno RenameAt(FileDescriptor fromDirectory, string from, FileDescriptor toDirectory, string to) =>
         renameat(fromDirectory.Value, from, toDirectory.Value, to) == 0 ? Errno.None : ErrnoInfo.Last;
+
+    /// <summary>linkat(2): a second name for a file, failing with EEXIST when the new name exists as anything.</summary>
+    public static Errno LinkAt(FileDescriptor fromDirectory, string from, FileDescriptor toDirectory, string to) =>
+        linkat(fromDirectory.Value, from, toDirectory.Value, to, 0) == 0 ? Errno.None : ErrnoInfo.Last;
 
     /// <summary>read(2) retrying EINTR.</summary>
     public static int Read(FileDescriptor fd, Span<byte> buffer)

@@ -68,25 +68,45 @@ public static unsafe partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     private static partial int getsockopt(int fd, int level, int name, void* value, int* valueLength);
 
+    const int AF_UNIX = 1, SOCK_DGRAM = 2;
+
     /// <summary>
     /// The calling thread's network namespace cookie: unique for the boot and never reused, unlike an nsfs inode
-    /// (which a new namespace may get once an old one is gone). Null on kernels before 5.14.
+    /// (which a new namespace may get once an old one is gone). Null on kernels before 5.14. Any socket carries it:
+    /// a unix datagram socket costs no netlink port.
     /// </summary>
     public static ulong? GetNetworkNamespaceCookie()
     {
-        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
             return null;
         try
         {
-            ulong cookie;
-            int length = sizeof(ulong);
-            return getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &length) == 0 && length == sizeof(ulong) ? cookie : null;
+            return Cookie(fd);
         }
         finally
         {
             close(fd);
         }
+    }
+
+    /// <summary>The cookie of the network namespace <paramref name="socketFd"/> belongs to (where it was opened); null before 5.14.</summary>
+    public static ulong? GetNetworkNamespaceCookie(FileDescriptor socketFd)
+    {
+        bool added = false;
+        socketFd.DangerousAddRef(ref added);
+        try
+        {
+            return Cookie(socketFd.Value);
+        }
+        finally { socketFd.DangerousRelease(); }
+    }
+
+    static ulong? Cookie(int fd)
+    {
+        ulong cookie;
+        int length = sizeof(ulong);
+        return getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &length) == 0 && length == sizeof(ulong) ? cookie : null;
     }
 
     /// <summary>The nl_pid the kernel assigned at bind.</summary>

@@ -2,6 +2,9 @@ using System.Runtime.InteropServices;
 
 namespace IpvlanCni.Interop;
 
+/// <summary>What fstat says of a file: its identity (st_dev, st_ino), type (S_IFMT bits of st_mode) and size.</summary>
+public readonly record struct FileStatus(ulong Device, ulong Inode, int Type, long Size);
+
 public static unsafe partial class Libc
 {
     /// <summary>include/uapi/linux/magic.h: the file system of /proc/*/ns/* and their bind mounts.</summary>
@@ -17,24 +20,11 @@ public static unsafe partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     private static partial int fstatfs(int fd, byte* buf);
 
-    /// <summary>(st_dev, st_ino): what identifies a namespace file.</summary>
-    public static (ulong Device, ulong Inode) GetIdentity(FileDescriptor fd)
-    {
-        byte* buf = stackalloc byte[StatBufferSize];
-        bool added = false;
-        fd.DangerousAddRef(ref added);
-        try
-        {
-            if (fstat(fd.Value, buf) != 0)
-                throw SystemCallException.FromLast("fstat");
-            return (*(ulong*)buf, *(ulong*)(buf + 8));
-        }
-        finally { fd.DangerousRelease(); }
-    }
-
-    /// <summary>st_mode's file type bits (S_IFMT) and st_size. struct stat puts st_mode at 24 on x86_64 (after an
-    /// 8-byte st_nlink) and at 16 on the generic layout (aarch64); st_size is at 48 on both.</summary>
-    public static (int Type, long Size) GetTypeAndSize(FileDescriptor fd)
+    /// <summary>
+    /// fstat(2), the one wrapper. st_mode is at 24 on x86_64 (after an 8-byte st_nlink) and at 16 on the generic
+    /// layout (aarch64); st_size is at 48 on both. An O_PATH descriptor is enough.
+    /// </summary>
+    public static FileStatus Stat(FileDescriptor fd)
     {
         byte* buf = stackalloc byte[StatBufferSize];
         bool added = false;
@@ -44,7 +34,7 @@ public static unsafe partial class Libc
             if (fstat(fd.Value, buf) != 0)
                 throw SystemCallException.FromLast("fstat");
             int modeOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 24 : 16;
-            return (*(int*)(buf + modeOffset) & S_IFMT, *(long*)(buf + 48));
+            return new FileStatus(*(ulong*)buf, *(ulong*)(buf + 8), *(int*)(buf + modeOffset) & S_IFMT, *(long*)(buf + 48));
         }
         finally { fd.DangerousRelease(); }
     }
@@ -71,7 +61,7 @@ public static unsafe partial class Libc
             return null;
         }
         using (fd)
-            return GetTypeAndSize(fd).Type;
+            return Stat(fd).Type;
     }
 
     /// <summary>statfs f_type of the file system holding fd.</summary>

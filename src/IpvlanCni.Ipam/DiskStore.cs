@@ -2,7 +2,6 @@ using System.Net;
 using System.Text;
 using IpvlanCni.Cni;
 using IpvlanCni.Interop;
-using Microsoft.Win32.SafeHandles;
 
 namespace IpvlanCni.Ipam;
 
@@ -16,7 +15,9 @@ public sealed record Reservation(IPAddress Address, string ContainerId, string? 
 /// <summary>
 /// The reference host-local disk store (backend/disk, 1.1.1): &lt;dataDir&gt;/&lt;network&gt;/ (0755) holding one 0644 file
 /// per reserved address, last_reserved_ip.&lt;set&gt; and an empty "lock" file (0750) that both plugins flock. Opening the
-/// store takes the lock; it is held until Dispose, so a whole ADD/DEL/GC is one critical section.
+/// store takes the lock (waiting at most <see cref="LockTimeout"/>); it is held until Dispose, so a whole ADD/DEL/GC is
+/// one critical section. Inside the network's folder every file is created, read, linked and removed through its
+/// directory handle (openat, linkat, renameat, unlinkat with O_NOFOLLOW): a symlink planted there is never followed.
 /// </summary>
 internal sealed class DiskStore : IDisposable
 {
@@ -30,19 +31,21 @@ internal sealed class DiskStore : IDisposable
     const string LastReservedPrefix = "last_reserved_ip.";
     const string TempPrefix = ".ipvlan-cni-tmp.";
     const UnixFileMode DirMode = (UnixFileMode)0b111_101_101;   // 0755, os.MkdirAll(dir, 0755)
-    const UnixFileMode FileMode644 = (UnixFileMode)0b110_100_100; // 0644, the reference's reservation and last-IP files
-    const UnixFileMode LockMode = (UnixFileMode)0b111_101_000;  // 0750, go-filemutex's create mode
+    const int FileMode644 = 0b110_100_100; // 0644, the reference's reservation and last-IP files
+    const int LockMode = 0b111_101_000;    // 0750, go-filemutex's create mode
     const int MaxFileBytes = 4096;
+    /// <summary>How long a request waits for the store's lock (the reference host-local holds it for one call).</summary>
+    public static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(60);
 
-    readonly SafeFileHandle _lockFile;
-    readonly IDisposable _lock;
+    readonly DirectoryHandle _folder;
+    readonly IDisposable? _lock;
+    int _sequence;
 
-    public string Directory { get; }
+    public string Directory => _folder.Path;
 
-    DiskStore(string directory, SafeFileHandle lockFile, IDisposable held)
+    DiskStore(DirectoryHandle folder, IDisposable? held)
     {
-        Directory = directory;
-        _lockFile = lockFile;
+        _folder = folder;
         _lock = held;
     }
 
@@ -63,28 +66,30 @@ internal sealed class DiskStore : IDisposable
         return config;
     }
 
+    /// <summary>
+    /// Opens the network's folder and takes its lock. A symlink, a file or a relative path in the part created or
+    /// written through, and a lock that is not a regular file (a planted symlink), are code 7 naming ipam.dataDir;
+    /// a lock held past <see cref="LockTimeout"/> is code 11.
+    /// </summary>
     public static DiskStore Open(string dataDir, string network)
     {
-        if (!OperatingSystem.IsLinux())
-            throw new PlatformNotSupportedException("the host-local store is Linux-only");
-        string dir = Path.Join(dataDir, HostLocalConfig.ValidateNetworkName(network));
+        var folder = OpenFolder(dataDir, network);
         try
         {
-            // dataDir and the network's folder are created (0755, as the reference) and opened without following a
-            // symlink in the part created or written through; a symlink, a file or a relative path there is code 7.
+            FileDescriptor lockFile;
             try
             {
-                using var data = DirectoryHandle.OpenOrCreate(dataDir, (int)DirMode);
-                using var _ = data.OpenChild(network, create: true, (int)DirMode);
+                lockFile = folder.OpenLockFile("lock", LockMode);
             }
             catch (UnsafePathException e)
             {
-                throw new CniException(CniErrorCode.InvalidNetworkConfig, $"ipam.dataDir: \"{CniNames.Truncate(dataDir)}\": {e.Message}");
+                throw new CniException(CniErrorCode.InvalidNetworkConfig, $"ipam.dataDir: {e.Message}; the store's lock must be a regular file");
             }
-            var lockFile = FileLock.Open(Path.Join(dir, "lock"), LockMode);
             try
             {
-                return new DiskStore(dir, lockFile, FileLock.Acquire(lockFile));
+                var held = FileLock.TryAcquire(lockFile, LockTimeout) ?? throw new CniException(CniErrorCode.TryAgainLater,
+                    $"the IPAM store's lock ({folder.Path}/lock) stayed taken for {LockTimeout.TotalSeconds:0} s; try again later");
+                return new DiskStore(folder, held);
             }
             catch
             {
@@ -92,19 +97,49 @@ internal sealed class DiskStore : IDisposable
                 throw;
             }
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch
         {
-            throw new CniException(CniErrorCode.IoFailure, $"cannot open IPAM store {dir}: {e.Message}", inner: e);
+            folder.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The store without its lock, for reading only: whether a DEL has anything to release when the lock is unusable.</summary>
+    public static DiskStore? TryOpenUnlocked(string dataDir, string network)
+    {
+        try
+        {
+            return new DiskStore(OpenFolder(dataDir, network), null);
+        }
+        catch (CniException)
+        {
+            return null;
+        }
+    }
+
+    static DirectoryHandle OpenFolder(string dataDir, string network)
+    {
+        HostLocalConfig.ValidateNetworkName(network);
+        // dataDir and the network's folder are created (0755, as the reference) and opened without following a
+        // symlink in the part created or written through; a symlink, a file or a relative path there is code 7.
+        try
+        {
+            using var data = DirectoryHandle.OpenOrCreate(dataDir, (int)DirMode);
+            return data.OpenChild(network, create: true, (int)DirMode)!;
+        }
+        catch (UnsafePathException e)
+        {
+            throw new CniException(CniErrorCode.InvalidNetworkConfig, $"ipam.dataDir: \"{CniNames.Truncate(dataDir)}\": {e.Message}");
         }
     }
 
     public void Dispose()
     {
-        _lock.Dispose();
-        _lockFile.Dispose();
+        _lock?.Dispose();
+        _folder.Dispose();
     }
 
-    string PathOf(IPAddress ip) => Path.Join(Directory, IpMath.Format(ip));
+    string TemporaryName() => $"{TempPrefix}{Environment.ProcessId}.{++_sequence}";
 
     /// <summary>
     /// Creates the address's file unless it exists (false then). The content goes to a temporary file that is then
@@ -112,51 +147,20 @@ internal sealed class DiskStore : IDisposable
     /// </summary>
     public bool Reserve(string containerId, string ifName, IPAddress ip, int rangeSetIndex)
     {
-        string target = PathOf(ip);
-        if (EntryExists(target))
+        string name = IpMath.Format(ip);
+        if (_folder.Exists(name))
             return false;
-        var content = Encoding.UTF8.GetBytes(Key(containerId, ifName));
-        string temp = WriteTemp(content);
-        try
-        {
-            File.Move(temp, target, overwrite: false);
-        }
-        catch (IOException) when (EntryExists(target))
-        {
-            TryDelete(temp);
+        if (!_folder.TryCreateWhole(name, Encoding.UTF8.GetBytes(Key(containerId, ifName)), TemporaryName(), FileMode644, sync: true))
             return false;
-        }
-        catch
-        {
-            TryDelete(temp);
-            throw;
-        }
-        // rename() replaces the name itself, never a file a planted symlink points at.
-        File.Move(WriteTemp(Encoding.UTF8.GetBytes(IpMath.Format(ip))), Path.Join(Directory, LastReservedPrefix + rangeSetIndex), overwrite: true);
+        // renameat() replaces the name itself, never a file a planted symlink points at.
+        _folder.WriteAtomically(LastReservedPrefix + rangeSetIndex, Encoding.UTF8.GetBytes(name), _folder, TemporaryName(), FileMode644, sync: true);
         return true;
-    }
-
-    string WriteTemp(byte[] content)
-    {
-        if (!OperatingSystem.IsLinux())
-            throw new PlatformNotSupportedException();
-        string temp = Path.Join(Directory, TempPrefix + Environment.ProcessId + "." + Guid.NewGuid().ToString("N"));
-        using var stream = new FileStream(temp, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew, // O_EXCL: fails on any existing entry, symlinks included
-            Access = FileAccess.Write,
-            Share = FileShare.None,
-            UnixCreateMode = FileMode644,
-        });
-        stream.Write(content);
-        stream.Flush(flushToDisk: true);
-        return temp;
     }
 
     /// <summary>The last address reserved from a range set; null when missing, unreadable or not exactly an address.</summary>
     public IPAddress? LastReserved(int rangeSetIndex)
     {
-        var text = ReadSmallFile(new FileInfo(Path.Join(Directory, LastReservedPrefix + rangeSetIndex)));
+        var text = ReadSmallFile(LastReservedPrefix + rangeSetIndex);
         return text is not null && IpMath.TryParse(text, out var ip) ? ip : null;
     }
 
@@ -164,11 +168,11 @@ internal sealed class DiskStore : IDisposable
     public List<Reservation> List()
     {
         var list = new List<Reservation>();
-        foreach (var entry in new DirectoryInfo(Directory).EnumerateFileSystemInfos())
+        foreach (string name in _folder.ListNames())
         {
-            if (!IpMath.TryParse(entry.Name, out var ip))
+            if (!IpMath.TryParse(name, out var ip))
                 continue;
-            var content = ReadSmallFile(entry);
+            var content = ReadSmallFile(name);
             if (content is null)
                 continue;
             string key = content.Trim();
@@ -194,50 +198,25 @@ internal sealed class DiskStore : IDisposable
     }
 
     /// <summary>Removes one reservation file; a file already gone is fine.</summary>
-    public void Release(IPAddress ip) => File.Delete(PathOf(ip));
+    public void Release(IPAddress ip) => _folder.DeleteFile(IpMath.Format(ip));
 
     /// <summary>Temporary files a crash left behind (they hold no reservation).</summary>
     public void DeleteLeftovers()
     {
-        foreach (var f in new DirectoryInfo(Directory).EnumerateFileSystemInfos(TempPrefix + "*"))
-            TryDelete(f.FullName);
+        foreach (string name in _folder.ListNames())
+            if (name.StartsWith(TempPrefix, StringComparison.Ordinal))
+            {
+                try
+                {
+                    _folder.DeleteFile(name);
+                }
+                catch (UnsafePathException)
+                {
+                    // A folder someone made there: not a temporary of ours.
+                }
+            }
     }
 
-    /// <summary>
-    /// Reads a regular file's text; null for a symlink, a non-file, a missing or an oversized file. The entry's own
-    /// lstat (which an enumeration already made) tells a symlink: every ADD and DEL reads every reservation file,
-    /// so each syscall saved here counts once per pod on the network.
-    /// </summary>
-    static string? ReadSmallFile(FileSystemInfo info)
-    {
-        try
-        {
-            if (!info.Exists || (info.Attributes & (FileAttributes.ReparsePoint | FileAttributes.Directory)) != 0)
-                return null;
-            using var file = File.OpenHandle(info.FullName);
-            Span<byte> content = stackalloc byte[MaxFileBytes + 1];
-            int length = RandomAccess.Read(file, content, 0);
-            return length > MaxFileBytes ? null : Encoding.UTF8.GetString(content[..length]);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null; // the reference skips files it cannot read
-        }
-    }
-
-    static bool EntryExists(string path)
-    {
-        return Path.Exists(path) || new FileInfo(path).LinkTarget is not null; // a dangling symlink counts
-    }
-
-    static void TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-        }
-    }
+    /// <summary>A regular file's text (openat O_NOFOLLOW, typed, capped); null for a symlink, a non-file, a missing or an oversized file.</summary>
+    string? ReadSmallFile(string name) => _folder.TryReadFile(name, MaxFileBytes) is { } bytes ? Encoding.UTF8.GetString(bytes) : null;
 }

@@ -130,7 +130,16 @@ public sealed class HostLocalIpam(HostLocalConfig config, NodeAddresses node) : 
 
     public void Release(CniRequest request)
     {
-        using var store = DiskStore.Open(Config.DataDir, Config.Name);
+        DiskStore store;
+        try
+        {
+            store = DiskStore.Open(Config.DataDir, Config.Name);
+        }
+        catch (CniException e) when (e.Code == CniErrorCode.InvalidNetworkConfig && HoldsNothing(request))
+        {
+            return; // a store whose lock is unusable (a planted symlink) cannot keep a DEL of nothing failing forever
+        }
+        using var held = store;
         // A reservation killed half-way leaves a temporary; under the store lock no live writer owns one.
         store.DeleteLeftovers();
         // The reference runs this once per range set over the whole directory: the old-format ("id" only) fallback then
@@ -140,6 +149,16 @@ public sealed class HostLocalIpam(HostLocalConfig config, NodeAddresses node) : 
             errors.AddRange(ReleaseById(store, request.ContainerId, request.IfName));
         if (errors.Count > 0)
             throw new CniException(CniErrorCode.IoFailure, string.Join(";", errors));
+    }
+
+    /// <summary>Read without the lock: the store holds no reservation of this attachment.</summary>
+    bool HoldsNothing(CniRequest request)
+    {
+        using var unlocked = DiskStore.TryOpenUnlocked(Config.DataDir, Config.Name);
+        if (unlocked is null)
+            return false;
+        string key = DiskStore.Key(request.ContainerId, request.IfName), oldKey = DiskStore.LegacyKey(request.ContainerId);
+        return !unlocked.List().Any(r => r.Key == key || r.Key == oldKey);
     }
 
     static List<string> ReleaseById(DiskStore store, string id, string ifName)

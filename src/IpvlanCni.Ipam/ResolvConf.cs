@@ -7,27 +7,27 @@ namespace IpvlanCni.Ipam;
 public static class ResolvConf
 {
     /// <summary>The reference reads at most this much of a file (and so do we, of any file a configuration names).</summary>
-    public const int MaxBytes = 64 * 1024;
+    public const int MaxBytes = RegularFile.MaxBytes;
 
     /// <summary>
-    /// Reads the file a configuration names: it must be a regular file of at most 64 KiB. Opened non-blocking and
-    /// typed before any read, so a FIFO, a device (/dev/zero) or a socket is refused at once instead of waited on.
+    /// Reads the file a configuration names: it must be a regular file of at most 64 KiB, typed through an O_PATH
+    /// descriptor before it is opened for reading, so a FIFO, a device (/dev/zero) or a socket is refused at once.
     /// </summary>
     public static CniDns Parse(string path)
     {
-        byte[]? bytes;
-        string problem;
+        byte[] bytes;
         try
         {
-            using var fd = Libc.Open(path, Libc.O_RDONLY | Libc.O_NONBLOCK | Libc.O_NOCTTY);
-            bytes = DirectoryHandle.ReadRegular(fd, MaxBytes, out problem);
+            bytes = RegularFile.Read(path, MaxBytes);
         }
         catch (SystemCallException e)
         {
             throw new CniException(CniErrorCode.IoFailure, $"ipam.resolvConf: cannot read \"{CniNames.Truncate(path)}\": {ErrnoInfo.Describe((int)e.Errno)}");
         }
-        if (bytes is null)
-            throw new CniException(CniErrorCode.InvalidNetworkConfig, $"ipam.resolvConf: \"{CniNames.Truncate(path)}\" {problem}");
+        catch (UnsafePathException e)
+        {
+            throw new CniException(CniErrorCode.InvalidNetworkConfig, $"ipam.resolvConf: \"{CniNames.Truncate(path)}\" {e.Reason}");
+        }
         return ParseLines(System.Text.Encoding.UTF8.GetString(bytes).Split('\n'));
     }
 

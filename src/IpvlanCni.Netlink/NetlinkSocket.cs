@@ -38,6 +38,9 @@ public sealed class NetlinkSocket : INetlinkTransport
         }
     }
 
+    /// <summary>The cookie of the namespace this socket is bound to (null before Linux 5.14): a namespace's identity for the boot.</summary>
+    public ulong? NamespaceCookie => Libc.GetNetworkNamespaceCookie(_fd);
+
     public void Send(ReadOnlySpan<byte> message) => Libc.SendToKernel(_fd, message);
 
     public int Receive(Span<byte> buffer, bool peek) =>

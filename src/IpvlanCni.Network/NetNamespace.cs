@@ -19,7 +19,8 @@ public sealed class NetNamespace : IDisposable
     {
         _fd = fd;
         Path = path;
-        (Device, Inode) = Libc.GetIdentity(fd);
+        var status = Libc.Stat(fd);
+        (Device, Inode) = (status.Device, status.Inode);
     }
 
     public ulong Device { get; }

@@ -22,6 +22,12 @@ public sealed class RouteClient : IDisposable
     /// <summary>A socket opened inside <paramref name="ns"/> (on a short-lived thread); it stays bound there.</summary>
     public static RouteClient OpenIn(NetNamespace ns) => new(ns.Run(() => NetlinkSocket.Open()));
 
+    /// <summary>
+    /// The cookie of the namespace this client is bound to: unlike an nsfs inode, never reused within a boot. Null for
+    /// a fake transport and before Linux 5.14.
+    /// </summary>
+    public ulong? NamespaceCookie => (_connection.Transport as NetlinkSocket)?.NamespaceCookie;
+
     /// <summary>Requests sent so far (a dump counts once): for benchmarks and round-trip tests.</summary>
     public int RequestCount => _connection.RequestCount;
 
@@ -73,6 +79,13 @@ public sealed class RouteClient : IDisposable
     {
         using var request = LinkCodec.Delete(0, name);
         return _connection.ExecuteUnlessNotFound(request, $"delete link {name}") is not null;
+    }
+
+    /// <summary>Deletes the link with this index; false when there is none (any more).</summary>
+    public bool TryDeleteLink(int index)
+    {
+        using var request = LinkCodec.Delete(index);
+        return _connection.ExecuteUnlessNotFound(request, $"delete link #{index}") is not null;
     }
 
     // Addresses

@@ -22,15 +22,23 @@ public sealed class IpvlanPlugin : ICniPlugin
         // Everything the request names is opened (bounded, never blocking) before the node lock is taken.
         using var podNs = OpenPodNamespace(request.NetnsPath);
         using var store = StateStore.Open(config.StateDir);
-        using var nodeLock = store.Lock(config.Timeouts.Lock);
         using var pod = RouteClient.OpenIn(podNs);
         using var host = config.LinkInContainer ? RouteClient.OpenIn(podNs) : RouteClient.Open();
+        var podIdentity = Identity(podNs, pod);
+        // Our host-side and port links live in the node's namespace under these names; no pod link may take one.
+        if (StateStore.NodeNamespace.Matches(podIdentity) && IsHostLinkName(request.IfName, store, config))
+            throw new CniException(CniErrorCode.InvalidEnvironment,
+                $"CNI_IFNAME: \"{request.IfName}\" is a name the plugin keeps for its own links in the node's namespace, which CNI_NETNS names");
+        using var nodeLock = store.Lock(config.Timeouts.Lock);
 
         if (store.TryLoadAttachment(config.Network.Name, request.ContainerId, request.IfName) is not null)
             throw new CniException(CniErrorCode.AlreadyExists,
                 $"container {request.ContainerId} already has {request.IfName} on network {config.Network.Name}; DEL it first");
         if (pod.TryGetLink(request.IfName) is not null)
             throw new CniException(CniErrorCode.AlreadyExists, $"CNI_IFNAME: interface \"{request.IfName}\" already exists in {request.NetnsPath}");
+        // Node-wide: another network's ADD (maybe waiting on its IPAM, its link not made yet) has the name there.
+        if (store.ClaimOf(podIdentity, request.IfName) is not null)
+            throw new CniException(CniErrorCode.AlreadyExists, $"CNI_IFNAME: another attachment on the node holds \"{request.IfName}\" in {request.NetnsPath}");
 
         var masterName = Masters.ResolveName(config, host);
         var record = new AttachmentRecord
@@ -39,7 +47,7 @@ public sealed class IpvlanPlugin : ICniPlugin
             ContainerId = request.ContainerId,
             IfName = request.IfName,
             NetnsPath = request.NetnsPath,
-            Netns = new NamespaceIdentity(podNs.Device, podNs.Inode),
+            Netns = podIdentity,
             Master = masterName,
             TemporaryName = TemporaryName(),
             LinkInContainer = config.LinkInContainer,
@@ -54,15 +62,19 @@ public sealed class IpvlanPlugin : ICniPlugin
         if (ipam is DelegatingIpam delegating)
             delegating.FindPlugin(request.PluginPaths);
         void Reach(string step) => FaultPoints.Reach(step, request.Environment);
+        bool recordLost = false;
         store.Save(record);
         try
         {
+            store.Claim(record);
             Reach("recorded");
             // Node-wide, before anything is created on the master: no network's last DEL removes it under this pod.
             if (!config.LinkInContainer)
                 store.AddUser(masterName, record);
             var master = Masters.Ensure(masterName, host, store, mayCreateVlan: !config.LinkInContainer);
             CheckMaster(config, master, host, store, record);
+            // Saved with the next write of the record; until then a DEL finds the master by name.
+            record = record with { MasterIndex = master.Index };
             Reach("master-ready");
 
             // IPAM that runs a client on the pod's interface (DHCP; and any plugin we do not know, which may) is
@@ -70,7 +82,24 @@ public sealed class IpvlanPlugin : ICniPlugin
             var early = ipam is DelegatingIpam or DhcpAgentIpam
                 ? PodInterface.CreateLink(config, master, host, pod, podNs, record, Reach, up: true)
                 : null;
-            var addresses = ipam is null ? PreviousAddresses(config) : ipam.Allocate(request);
+            CniResult addresses;
+            if (RunsOutsideLock(ipam))
+            {
+                // A delegate is the request's to make wait: the node lock is not held while it runs. The record, the
+                // claim and the master's user mark keep everything this ADD made so far; it goes on under the lock.
+                nodeLock.Release();
+                addresses = ipam!.Allocate(request);
+                nodeLock.Retake(config.Timeouts.Lock);
+                // A DEL of this attachment that ran meanwhile removed everything the record named, the record last.
+                if (store.TryLoadAttachment(record.Network, record.ContainerId, record.IfName)?.TemporaryName != record.TemporaryName)
+                {
+                    recordLost = true;
+                    throw new CniException(CniErrorCode.TryAgainLater,
+                        $"container {request.ContainerId}: a DEL of {request.IfName} on network {config.Network.Name} ran while its IPAM plugin answered; ADD again");
+                }
+            }
+            else
+                addresses = ipam is null ? PreviousAddresses(config) : ipam.Allocate(request);
             if (addresses.Ips.Count == 0)
                 throw new CniException(CniErrorCode.InvalidNetworkConfig, "ipam: no IP addresses to configure");
             // The built-in IPAMs skip these already; a delegate or a prevResult does not know them.
@@ -116,7 +145,17 @@ public sealed class IpvlanPlugin : ICniPlugin
         {
             try
             {
-                Teardown(config, request, record, host, store, ipam, podNs);
+                if (RunsOutsideLock(ipam))
+                    nodeLock.Release();
+                var release = ReleaseOutsideLock(ipam, request);
+                if (!recordLost)
+                {
+                    nodeLock.Retake(config.Timeouts.Lock);
+                    using var hostClient = new HostClient(host);
+                    Teardown(config, request, record, hostClient, store, release, podNs, pod);
+                }
+                else if (release.Failure is { } failure)
+                    throw failure;
             }
             catch (Exception rollbackFailure)
             {
@@ -131,14 +170,18 @@ public sealed class IpvlanPlugin : ICniPlugin
         var config = Parse(request);
         using var store = StateStore.Open(config.StateDir);
         var record = store.TryLoadAttachment(config.Network.Name, request.ContainerId, request.IfName);
-        // Opened before the lock: a namespace path is the request's, and opening it must not stall the node.
+        // Opened before the lock: a namespace path is the request's, and opening it must not stall the node. Its
+        // socket serves the whole DEL (and tells the namespace's cookie); the master's namespace is asked only if needed.
         using var podNs = TryOpenNamespace(request.NetnsPath.Length > 0 ? request.NetnsPath : record?.NetnsPath);
-        using var host = OpenHostClient(config, podNs);
+        using var pod = podNs is null ? null : RouteClient.OpenIn(podNs);
+        using var host = new HostClient(config.LinkInContainer ? pod : null);
         var ipam = config.Ipam is { } ipamConfig ? IpamFactory.Create(ipamConfig, request, config.Timeouts.Ipam) : null;
+        // A delegate runs before the lock is taken (a kill after it leaves the record: the next DEL asks it again).
+        var release = ReleaseOutsideLock(ipam, request);
         using var nodeLock = store.Lock(config.Timeouts.Lock);
         // Read again under the lock: an ADD or DEL that held it may have changed it.
         record = store.TryLoadAttachment(config.Network.Name, request.ContainerId, request.IfName);
-        Teardown(config, request, record, host, store, ipam, podNs);
+        Teardown(config, request, record, host, store, release, podNs, pod);
     }
 
     public void Check(CniRequest request)
@@ -202,26 +245,39 @@ public sealed class IpvlanPlugin : ICniPlugin
         var valid = validAttachments.Select(a => (a.ContainerId, a.IfName)).ToHashSet();
         using var store = StateStore.Open(config.StateDir);
         var errors = new List<string>();
-        // The stale pods' namespaces are opened before the lock (each bounded): none can stall the node under it.
-        var stale = new List<(AttachmentRecord Record, NetNamespace? Namespace)>();
+        // The stale pods' namespaces are opened before the lock (each bounded): none can stall the node under it; a
+        // delegated IPAM plugin releases each before it too.
+        var stale = new List<(AttachmentRecord Record, NetNamespace? Namespace, CniRequest Request, AddressRelease Release)>();
         foreach (var record in store.ListAttachments(config.Network.Name))
             if (!valid.Contains((record.ContainerId.Value, record.IfName.Value)))
-                stale.Add((record, TryOpenNamespace(record.NetnsPath)));
+            {
+                // The runtime has forgotten the pod: its namespace and link are gone or about to go.
+                var staleRequest = request with { ContainerId = record.ContainerId, IfName = record.IfName, NetnsPath = record.NetnsPath };
+                AddressRelease release;
+                try
+                {
+                    var ipam = config.Ipam is { } stored ? IpamFactory.Create(stored, staleRequest, config.Timeouts.Ipam) : null;
+                    release = ReleaseOutsideLock(ipam, staleRequest);
+                }
+                catch (Exception e)
+                {
+                    release = new AddressRelease(null, Done: true, e);
+                }
+                stale.Add((record, TryOpenNamespace(record.NetnsPath), staleRequest, release));
+            }
         try
         {
             using (store.Lock(config.Timeouts.Lock))
-            using (var host = RouteClient.Open())
+            using (var host = new HostClient())
             {
-                foreach (var (record, ns) in stale)
+                foreach (var (record, ns, staleRequest, release) in stale)
                 {
                     try
                     {
                         // Read again under the lock: a DEL may have removed it meanwhile.
                         if (store.TryLoadAttachment(record.Network, record.ContainerId, record.IfName) is not { } current)
                             continue;
-                        // The runtime has forgotten the pod: its namespace and link are gone or about to go.
-                        var staleRequest = request with { ContainerId = current.ContainerId, IfName = current.IfName, NetnsPath = current.NetnsPath };
-                        Teardown(config, staleRequest, current, host, store, ipam: null, ns);
+                        Teardown(config, staleRequest, current, host, store, release, ns, pod: null);
                     }
                     catch (Exception e)
                     {
@@ -233,7 +289,7 @@ public sealed class IpvlanPlugin : ICniPlugin
         }
         finally
         {
-            foreach (var (_, ns) in stale)
+            foreach (var (_, ns, _, _) in stale)
                 ns?.Dispose();
         }
         if (config.Ipam is { } ipamConfig)
@@ -253,12 +309,12 @@ public sealed class IpvlanPlugin : ICniPlugin
 
     /// <summary>
     /// Undoes an attachment in reverse order of ADD, each step idempotent and removing only what is still ours: the
-    /// address reservation, the pod link (an ipvlan slave of the master, in the recorded namespace), the pod's host
-    /// routes, its NAT subnets, what the master's last user (of any network) leaves behind, its user mark, and last
-    /// the record: a kill at any point leaves the record, from which the next DEL or GC finishes the job.
+    /// address reservation, the pod link (an ipvlan slave of the master, in the recorded namespace), its claim, the
+    /// pod's host routes, its NAT subnets, what the master's last user (of any network) leaves behind, its user mark,
+    /// and last the record: a kill at any point leaves the record, from which the next DEL or GC finishes the job.
     /// </summary>
-    static void Teardown(PluginConfig config, CniRequest request, AttachmentRecord? record, RouteClient host, StateStore store, IIpam? ipam,
-        NetNamespace? podNs)
+    static void Teardown(PluginConfig config, CniRequest request, AttachmentRecord? record, HostClient host, StateStore store,
+        AddressRelease release, NetNamespace? podNs, RouteClient? pod)
     {
         var errors = new List<Exception>();
         void Step(Action step)
@@ -273,21 +329,24 @@ public sealed class IpvlanPlugin : ICniPlugin
             }
         }
 
-        if (ipam is not null)
+        if (release.Done)
+        {
+            if (release.Failure is { } failure)
+                errors.Add(failure);
+        }
+        else if (release.Ipam is { } ipam)
             Step(() => ipam.Release(request));
-        else if (record is not null && config.Ipam is { } ipamConfig)
-            Step(() => IpamFactory.Create(ipamConfig, request, config.Timeouts.Ipam).Release(request));
-        // Without a record, a link that another attachment's record names (same namespace, same name) is that one's.
-        if (record is not null || !ClaimedByAnother(store, config, podNs, request.IfName))
-            Step(() => PodInterface.Delete(podNs, record, request.IfName, MasterIndex(config, record, host)));
+        if (podNs is not null)
+            Step(() => DeletePodLink(config, request, record, host, store, podNs, pod));
         if (record?.HostInterface is { } hostInterface)
-            Step(() => HostSide.DeletePodRoutes(host, hostInterface, record.Addresses.Select(IpPrefix.Parse)));
+            Step(() => HostSide.DeletePodRoutes(host.Client, hostInterface, record.Addresses.Select(IpPrefix.Parse)));
         if (errors.Count > 0)
             throw Combine(errors);
         // A kill during a record's write leaves only its temporary, in a folder no record is read from.
         store.DeleteTemporaries();
         if (record is null)
             return;
+        store.Unclaim(record);
 
         if (record.MasqueradedSubnets.Count > 0)
         {
@@ -305,13 +364,13 @@ public sealed class IpvlanPlugin : ICniPlugin
             // Node-wide: a pod of any network, under any stateDir, keeps the master's VLAN and host-side slave.
             if (!store.HasOtherUsers(record.Master, record))
             {
-                Masters.RemovePort(record.Master, host);
+                Masters.RemovePort(record.Master, host.Client);
                 if (store.TryLoadMaster(record.Master) is { } master)
                 {
-                    var masterLink = host.TryGetLink(master.Name);
-                    HostSide.Release(host, master, masterLink);
-                    if (master.CreatedVlan && masterLink is { } vlan && Masters.IsVlanWeNamed(host, vlan, master.Name))
-                        host.DeleteLink(vlan.Index);
+                    var masterLink = host.Client.TryGetLink(master.Name);
+                    HostSide.Release(host.Client, master, masterLink);
+                    if (master.CreatedVlan && masterLink is { } vlan && Masters.IsVlanWeNamed(host.Client, vlan, master.Name))
+                        host.Client.DeleteLink(vlan.Index);
                 }
                 store.RemoveMaster(record.Master);
             }
@@ -320,28 +379,97 @@ public sealed class IpvlanPlugin : ICniPlugin
         store.Remove(record);
     }
 
-    static bool ClaimedByAnother(StateStore store, PluginConfig config, NetNamespace? podNs, InterfaceName ifName) =>
-        podNs is not null && store.EnumerateAttachments(config.Network.Name)
-            .Any(r => r.IfName == ifName && r.Netns is { } ns && (ns.Device, ns.Inode) == (podNs.Device, podNs.Inode));
+    /// <summary>
+    /// The pod link, when it is this attachment's: in the namespace the record names (by cookie: an nsfs inode is
+    /// reused), under a name no other attachment on the node claims (any network, any stateDir), and never one of our
+    /// own host-side or port links when CNI_NETNS names the node's namespace (only a master's last pod removes those).
+    /// </summary>
+    static void DeletePodLink(PluginConfig config, CniRequest request, AttachmentRecord? record, HostClient host, StateStore store,
+        NetNamespace podNs, RouteClient? pod)
+    {
+        using var opened = pod is null ? RouteClient.OpenIn(podNs) : null;
+        var client = pod ?? opened!;
+        var live = Identity(podNs, client);
+        // The path now names another namespace than the pod's (its namespace went, the path was reused).
+        if (record?.Netns is { } recorded && !recorded.Matches(live))
+            return;
+        bool mayDeleteName = store.ClaimOf(live, request.IfName) is not { } claimant || claimant == record?.TemporaryName.Value;
+        // Records written before claims existed: without a record, one of this network's naming the link keeps it.
+        if (mayDeleteName && record is null)
+            mayDeleteName = !store.EnumerateAttachments(config.Network.Name)
+                .Any(r => r.IfName == request.IfName && r.Netns is { } ns && ns.Matches(live));
+        if (mayDeleteName && StateStore.NodeNamespace.Matches(live) && IsHostLinkName(request.IfName, store, config))
+            mayDeleteName = false;
+        PodInterface.Delete(client, record, request.IfName, mayDeleteName, () => MasterIndex(config, record, host));
+    }
+
+    /// <summary>Names of our links in the node's namespace: port links (ipvlp&lt;ifindex&gt;), host-side slaves (ipvlh&lt;ifindex&gt;, or configured).</summary>
+    static bool IsHostLinkName(InterfaceName name, StateStore store, PluginConfig config)
+    {
+        string value = name.Value;
+        if (value.Length > 5 && (value.StartsWith("ipvlp", StringComparison.Ordinal) || value.StartsWith("ipvlh", StringComparison.Ordinal))
+            && value.AsSpan(5).IndexOfAnyExceptInRange('0', '9') < 0)
+            return true;
+        return config.HostAccess?.Interface == name || store.HostInterfaces().Contains(name);
+    }
+
+    static NamespaceIdentity Identity(NetNamespace ns, RouteClient client) => new(ns.Device, ns.Inode) { Cookie = client.NamespaceCookie };
 
     static bool SameAttachment(AttachmentRecord a, AttachmentRecord b) =>
         a.Network == b.Network && a.ContainerId == b.ContainerId && a.IfName == b.IfName;
 
-    /// <summary>
-    /// The ifindex of the master a pod link of ours hangs off: the recorded one, or (DEL without a record) the
-    /// configured one. Null when it cannot be known: then no link is ours to delete.
-    /// </summary>
-    static int? MasterIndex(PluginConfig config, AttachmentRecord? record, RouteClient host)
+    /// <summary>A delegated IPAM plugin is a program the request's configuration names: it never runs under the node lock.</summary>
+    static bool RunsOutsideLock(IIpam? ipam) => ipam is DelegatingIpam;
+
+    /// <summary>The IPAM step of a teardown: taken before the lock (a delegate; with its failure, if any), or to take under it.</summary>
+    readonly record struct AddressRelease(IIpam? Ipam, bool Done = false, Exception? Failure = null);
+
+    static AddressRelease ReleaseOutsideLock(IIpam? ipam, CniRequest request)
     {
+        if (!RunsOutsideLock(ipam))
+            return new AddressRelease(ipam);
         try
         {
-            var name = record?.Master ?? Masters.ResolveName(config, host);
-            return host.TryGetLink(name)?.Index;
+            ipam!.Release(request);
+            return new AddressRelease(ipam, Done: true);
+        }
+        catch (Exception e)
+        {
+            return new AddressRelease(ipam, Done: true, e);
+        }
+    }
+
+    /// <summary>
+    /// The ifindex of the master a pod link of ours hangs off: recorded at ADD, or looked up by the recorded (DEL
+    /// without a record: the configured) name. Null when it cannot be known: then no link is ours to delete.
+    /// </summary>
+    static int? MasterIndex(PluginConfig config, AttachmentRecord? record, HostClient host)
+    {
+        if (record?.MasterIndex is { } recorded)
+            return recorded;
+        try
+        {
+            var name = record?.Master ?? Masters.ResolveName(config, host.Client);
+            return host.Client.TryGetLink(name)?.Index;
         }
         catch (Exception e) when (e is CniException or NetlinkException)
         {
             return null;
         }
+    }
+
+    /// <summary>
+    /// The client for the master's namespace, opened on first use: a DEL of a pod whose master keeps other pods asks
+    /// only the pod's namespace. With linkInContainer it is the pod's (the master lives there); with that namespace
+    /// gone, the master went with it, and the node's namespace serves for the rest.
+    /// </summary>
+    sealed class HostClient(RouteClient? given = null) : IDisposable
+    {
+        RouteClient? _opened;
+
+        public RouteClient Client => given ?? (_opened ??= RouteClient.Open());
+
+        public void Dispose() => _opened?.Dispose();
     }
 
     /// <summary>
@@ -417,13 +545,6 @@ public sealed class IpvlanPlugin : ICniPlugin
         var previous = config.Network.PrevResult!;
         return new CniResult { Ips = previous.Ips.ToList(), Routes = previous.Routes.ToList(), Dns = previous.Dns };
     }
-
-    /// <summary>
-    /// The client for the master's namespace. With linkInContainer and the pod's namespace gone, the master went with
-    /// it, and such a network has nothing of its own on the node: the node's namespace serves for the rest of DEL.
-    /// </summary>
-    static RouteClient OpenHostClient(PluginConfig config, NetNamespace? podNs) =>
-        config.LinkInContainer && podNs is not null ? RouteClient.OpenIn(podNs) : RouteClient.Open();
 
     /// <summary>DEL and GC: the namespace if it is still there and a network namespace, else null (its links went with it).</summary>
     static NetNamespace? TryOpenNamespace(string? path)

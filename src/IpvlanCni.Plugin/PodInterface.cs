@@ -159,22 +159,24 @@ static class PodInterface
     }
 
     /// <summary>
-    /// Removes the pod's link (under its name, or the temporary name an ADD that stopped before its rename left), and
-    /// only a link that is still ours: an ipvlan slave of <paramref name="masterIndex"/>, in the namespace the record
-    /// names. Without a known master nothing is ours. Absent links and namespaces are not errors.
+    /// Removes the pod's link: under its name when <paramref name="mayDeleteName"/> (no other attachment claims it),
+    /// else or when absent under the temporary name an ADD that stopped before its rename left. Only a link that is
+    /// still ours: an ipvlan slave of the master (<paramref name="masterIndex"/>, asked only when a candidate exists;
+    /// null: nothing tells which links are ours). Checked and deleted by ifindex: two messages for a live pod.
     /// </summary>
-    public static void Delete(NetNamespace? ns, AttachmentRecord? record, InterfaceName ifName, int? masterIndex)
+    public static void Delete(RouteClient pod, AttachmentRecord? record, InterfaceName ifName, bool mayDeleteName, Func<int?> masterIndex)
     {
-        if (ns is null || masterIndex is not { } parent)
-            return; // the namespace is gone, and its links with it; or nothing tells which links are ours
-        // The path now names another namespace than the pod's (its namespace went, the path was reused).
-        if (record?.Netns is { } recorded && (recorded.Device, recorded.Inode) != (ns.Device, ns.Inode))
-            return;
-        using var pod = RouteClient.OpenIn(ns);
-        foreach (var name in record is null ? [ifName] : new[] { ifName, record.TemporaryName })
-        {
-            if (pod.TryGetLink(name) is { Kind: "ipvlan" } link && link.ParentIndex == parent)
-                pod.TryDeleteLink(name);
-        }
+        if (mayDeleteName && TryDeleteSlave(pod, ifName, masterIndex))
+            return; // renamed, so the temporary name is gone with it
+        if (record is not null)
+            TryDeleteSlave(pod, record.TemporaryName, masterIndex);
+    }
+
+    static bool TryDeleteSlave(RouteClient pod, InterfaceName name, Func<int?> masterIndex)
+    {
+        if (pod.TryGetLink(name) is not { Kind: "ipvlan" } link || masterIndex() is not { } parent || link.ParentIndex != parent)
+            return false;
+        pod.TryDeleteLink(link.Index);
+        return true;
     }
 }

@@ -19,6 +19,11 @@ public sealed record AttachmentRecord
     /// <summary>The pod namespace's identity at ADD: a DEL finding another namespace at that path deletes nothing there.</summary>
     public NamespaceIdentity? Netns { get; init; }
     public required InterfaceName Master { get; init; }
+    /// <summary>
+    /// The master's ifindex at ADD, once known: the pod link's IFLA_LINK, so DEL needs no lookup in the master's
+    /// namespace. Indexes are handed out cyclically, not reused while the master's slaves can still exist.
+    /// </summary>
+    public int? MasterIndex { get; init; }
     /// <summary>The name the pod link has until it is renamed to IfName.</summary>
     public required InterfaceName TemporaryName { get; init; }
     public bool LinkInContainer { get; init; }
@@ -50,8 +55,22 @@ public sealed record MasterRecord
     public List<string> HostAddresses { get; init => field = value ?? []; } = [];
 }
 
-/// <summary>A namespace file's (st_dev, st_ino).</summary>
-public sealed record NamespaceIdentity(ulong Device, ulong Inode);
+/// <summary>
+/// A network namespace's identity: its cookie (SO_NETNS_COOKIE, unique for the boot) and its nsfs (st_dev, st_ino),
+/// which the kernel hands to a new namespace once the old one is gone. The cookie decides when both sides have one;
+/// (st_dev, st_ino) only for records written before cookies, or kernels without them (before 5.14).
+/// </summary>
+public sealed record NamespaceIdentity(ulong Device, ulong Inode)
+{
+    public ulong? Cookie { get; init; }
+
+    public bool Matches(NamespaceIdentity other) => Cookie is { } mine && other.Cookie is { } theirs
+        ? mine == theirs
+        : (Device, Inode) == (other.Device, other.Inode);
+
+    /// <summary>For file names: the cookie, or "dev-inode" without one.</summary>
+    public string Key => Cookie is { } cookie ? cookie.ToString(System.Globalization.CultureInfo.InvariantCulture) : $"{Device:x}-{Inode}";
+}
 
 // Records are a few hundred bytes: the serializer's default 16 KiB buffer would only add resident pages to each ADD.
 [JsonSourceGenerationOptions(WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, DefaultBufferSize = 1024)]
@@ -116,13 +135,22 @@ public sealed class StateStore : IDisposable
     /// The node is the network namespace this plugin runs in: its links are what the registry describes. Named by the
     /// namespace's cookie (never reused within a boot), or on kernels without cookies by its nsfs identity.
     /// </summary>
-    public static string NodeFolderName()
+    public static string NodeFolderName() => $"net-{NodeNamespace.Key}";
+
+    /// <summary>
+    /// The identity of the namespace the calling thread runs in, the node's (one unix socket's cookie; not cached:
+    /// a test host asks from many namespaces).
+    /// </summary>
+    public static NamespaceIdentity NodeNamespace
     {
-        if (Libc.GetNetworkNamespaceCookie() is { } cookie)
-            return $"net-{cookie}";
-        using var ns = Libc.Open("/proc/self/ns/net");
-        var (device, inode) = Libc.GetIdentity(ns);
-        return $"net-{device:x}-{inode}";
+        get
+        {
+            if (Libc.GetNetworkNamespaceCookie() is { } cookie)
+                return new NamespaceIdentity(0, 0) { Cookie = cookie };
+            using var ns = Libc.Open("/proc/thread-self/ns/net");
+            var status = Libc.Stat(ns);
+            return new NamespaceIdentity(status.Device, status.Inode);
+        }
     }
 
     /// <summary>A folder or file of ours that is not what we made (a symlink, a file for a folder): refuse to write through it.</summary>
@@ -153,7 +181,9 @@ public sealed class StateStore : IDisposable
     /// Takes the node-wide lock, waiting at most <paramref name="timeout"/>: then code 11 (try again later). Take it
     /// only after opening whatever the request names (netns, files): nothing a request controls is waited on under it.
     /// </summary>
-    public IDisposable Lock(TimeSpan timeout)
+    public NodeLock Lock(TimeSpan timeout) => new(this, TakeLock(timeout));
+
+    IDisposable TakeLock(TimeSpan timeout)
     {
         FileDescriptor file;
         try
@@ -174,6 +204,30 @@ public sealed class StateStore : IDisposable
             file.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The node lock, held from <see cref="Lock"/>; released around a wait on something the request controls (a
+    /// delegated IPAM plugin) and taken again for what follows.
+    /// </summary>
+    public sealed class NodeLock : IDisposable
+    {
+        readonly StateStore _store;
+        IDisposable? _held;
+
+        internal NodeLock(StateStore store, IDisposable held) => (_store, _held) = (store, held);
+
+        public bool IsHeld => _held is not null;
+
+        public void Release()
+        {
+            _held?.Dispose();
+            _held = null;
+        }
+
+        public void Retake(TimeSpan timeout) => _held ??= _store.TakeLock(timeout);
+
+        public void Dispose() => Release();
     }
 
     /// <summary>
@@ -314,6 +368,57 @@ public sealed class StateStore : IDisposable
         masterUsers.TryDeleteDirectory(user.Network.Value);
         using var users = TryOpen(() => Node.OpenChild("users", create: false));
         users?.TryDeleteDirectory(master.Value);
+    }
+
+    /// <summary>
+    /// Node-wide, across every network and stateDir: which attachment's link holds an interface name in a pod
+    /// namespace. node/claims/&lt;namespace key&gt;@&lt;ifname&gt; holds the claiming ADD's temporary name (random per
+    /// ADD), so a record that never got as far as its claim cannot remove another's. Written under the lock after
+    /// the record and before the link; removed after the link, before the record.
+    /// </summary>
+    static string ClaimName(NamespaceIdentity ns, InterfaceName ifName) => $"{ns.Key}@{ifName.Value}";
+
+    /// <summary>The temporary name of the ADD that claims <paramref name="ifName"/> in <paramref name="ns"/>, or null when none does.</summary>
+    public string? ClaimOf(NamespaceIdentity ns, InterfaceName ifName)
+    {
+        using var claims = TryOpen(() => Node.OpenChild("claims", create: false));
+        return claims?.TryReadFile(ClaimName(ns, ifName), 64) is { } owner ? System.Text.Encoding.UTF8.GetString(owner) : null;
+    }
+
+    public void Claim(AttachmentRecord record)
+    {
+        try
+        {
+            using var claims = Node.OpenChild("claims", create: true)!;
+            claims.WriteAtomically(ClaimName(record.Netns!, record.IfName), System.Text.Encoding.UTF8.GetBytes(record.TemporaryName.Value),
+                _nodeTemporaries!, $"{Environment.ProcessId}.{++_sequence}");
+        }
+        catch (UnsafePathException e)
+        {
+            throw Refused(e);
+        }
+    }
+
+    /// <summary>Removes the record's claim, when it is this record's.</summary>
+    public void Unclaim(AttachmentRecord record)
+    {
+        if (record.Netns is not { } ns)
+            return;
+        using var claims = TryOpen(() => Node.OpenChild("claims", create: false));
+        string name = ClaimName(ns, record.IfName);
+        if (claims?.TryReadFile(name, 64) is { } owner && System.Text.Encoding.UTF8.GetString(owner) == record.TemporaryName.Value)
+            claims.DeleteFile(name);
+    }
+
+    /// <summary>The host-side slaves the master records of the node name (for links no pod teardown may remove).</summary>
+    public IEnumerable<InterfaceName> HostInterfaces()
+    {
+        using var masters = TryOpen(() => Node.OpenChild("masters", create: false));
+        if (masters is null)
+            yield break;
+        foreach (string name in masters.ListNames())
+            if (Read(masters, name, StateJsonContext.Default.MasterRecord) is { HostInterface: { } host })
+                yield return host;
     }
 
     /// <summary>Any attachment other than <paramref name="except"/>, of any network on the node, still uses the master.</summary>

@@ -76,7 +76,7 @@ public sealed partial class NoShellPropertyTests
         string text = Sources.Single(s => s.Key.EndsWith("Masquerade.cs", StringComparison.Ordinal)).Value;
         string spawner = Sources.Single(s => s.Key.EndsWith("ChildProcess.cs", StringComparison.Ordinal)).Value;
         Assert.Contains("start.ArgumentList.Add(argument)", spawner);
-        Assert.Contains("process.StandardInput.BaseStream.WriteAsync(stdin)", spawner);
+        Assert.Contains("input.Feed(stdin.Span", spawner); // stdin bytes go down the pipe, never into a command line
         Assert.Contains("ChildProcess.Run(path, arguments,", text);
         // Every Tools.Run names a tool variable or literal and passes a list (a collection expression) as arguments.
         var calls = Regex.Matches(text, @"Tools\.Run\(([^,]+),\s*([^,]+)");

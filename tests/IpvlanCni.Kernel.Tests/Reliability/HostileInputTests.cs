@@ -38,6 +38,9 @@ public sealed class HostileNode : IDisposable
         File.CreateSymbolicLink(FileLink, RegularFile);
         File.CreateSymbolicLink(FifoLink, Fifo);
         File.CreateSymbolicLink(DirLink, $"{Junk}/dir");
+        // A host-local store whose lock someone replaced by a symlink (to a file the plugin must never flock or create).
+        Directory.CreateDirectory($"{LockedData}/{Network}");
+        File.CreateSymbolicLink($"{LockedData}/{Network}/lock", RegularFile);
         // An IPAM plugin whose ADD never answers (the deadline must kill it); its DEL, the rollback's, succeeds.
         File.WriteAllText(HangingIpam, "#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] && exec sleep 600\nexit 0\n");
         File.SetUnixFileMode(HangingIpam, (UnixFileMode)0b111_101_101);
@@ -62,6 +65,9 @@ public sealed class HostileNode : IDisposable
     public string FifoLink => $"{Junk}/fifo-link";
     public string DirLink => $"{Junk}/dir-link";
     public string HangingIpam => $"{Junk}/bin/hang-ipam";
+    public string LockedData => $"{Junk}/locked-data";
+    /// <summary>Another network's folders, outside everything the snapshot compares (a DEL of it may create them).</summary>
+    public string Elsewhere => $"/tmp/{Node.Name}-elsewhere";
     public NodeSnapshot Baseline { get; }
     int _side;
 
@@ -80,6 +86,8 @@ public sealed class HostileNode : IDisposable
     public void Dispose()
     {
         Directory.Delete(Junk, recursive: true);
+        if (Directory.Exists(Elsewhere))
+            Directory.Delete(Elsewhere, recursive: true);
         Node.Dispose();
     }
 }
@@ -208,6 +216,26 @@ public class HostileInputTests(HostileNode fixture) : KernelTest, IClassFixture<
         ["DEL without a record naming another attachment's link"] = new(0, "", n => Del(n, "eth0")),
         ["DEL without a record, master unset, naming another attachment's link"] = new(0, "", n => Del(n, "eth0", config: c => c.Remove("master"))),
         ["DEL with netns a FIFO"] = new(0, "", n => Del(n, "eth0", e => e["CNI_NETNS"] = n.Fifo)),
+        // The same pod's link seen from another network under another stateDir: the node-wide claims protect it.
+        ["DEL without a record of another network and stateDir naming a claimed link"] = new(0, "", n => Del(n, "eth0", config: c =>
+        {
+            c["name"] = "elsewhere";
+            c["stateDir"] = $"{n.Elsewhere}/state";
+            c["ipam"]!["dataDir"] = $"{n.Elsewhere}/ipam";
+        })),
+        // A runtime that names the node's own namespace: our port and host-side links are no pod's.
+        ["DEL with the node's namespace naming our port link"] = new(0, "", n => Del(n, $"ipvlp{n.Node.Master.Index}",
+            e => e["CNI_NETNS"] = n.Node.Namespace.Path)),
+        ["DEL with the node's namespace naming our host-side link"] = new(0, "", n => Del(n, $"ipvlh{n.Node.Master.Index}",
+            e => e["CNI_NETNS"] = n.Node.Namespace.Path)),
+        ["ADD with the node's namespace and a port link's name"] = new(4, "CNI_IFNAME", n => Build(n, env: e =>
+        {
+            e["CNI_NETNS"] = n.Node.Namespace.Path;
+            e["CNI_IFNAME"] = $"ipvlp{n.Node.Master.Index + 1}";
+        })),
+        // The host-local store's lock planted as a symlink: ADD is refused naming the key; a DEL of nothing succeeds.
+        ["dataDir whose lock is a symlink"] = new(7, "dataDir", n => Add(n, config: IpamKey("dataDir", n.LockedData))),
+        ["DEL with dataDir whose lock is a symlink"] = new(0, "", n => Del(n, "eth1", config: IpamKey("dataDir", n.LockedData))),
     };
 
     public static TheoryData<string> CaseNames() => new(Cases.Keys);

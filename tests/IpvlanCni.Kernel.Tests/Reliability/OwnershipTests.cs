@@ -228,6 +228,147 @@ public class OwnershipTests : KernelTest
         Assert.DoesNotContain(Directory.GetFiles($"{cni.DataDir}/delegated"), f => System.Net.IPAddress.TryParse(Path.GetFileName(f), out _));
     }
 
+    /// <summary>
+    /// The kernel hands a freed nsfs inode to the next namespace: a DEL that arrives after its pod died, when the path
+    /// names a new pod's namespace with that inode, must tell them apart by the namespace cookie and leave the new
+    /// pod's link (an ipvlan slave of the same master, under the same name).
+    /// </summary>
+    [Fact]
+    public void A_late_del_whose_netns_path_now_holds_a_new_namespace_with_the_same_inode_leaves_the_new_pods_link()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var config = cni.Config("reuse", "10.10.0.0/24");
+        string name = $"{node.Name}-reuse";
+        var dead = NetNamespace.CreateNamed(name);
+        ulong inode = dead.Inode;
+        cni.Run("ADD", config, "old", dead.Path, "eth0").Succeeded("ADD of the pod that dies");
+        // The pod dies: its namespace goes, its link with it; the runtime's DEL has not come yet.
+        dead.Dispose();
+        NetNamespace.DeleteNamed(name);
+
+        // New namespaces until one gets the freed inode (the kernel frees it asynchronously; ids are lowest-first).
+        var held = new List<NetNamespace>();
+        NetNamespace? reborn = null;
+        try
+        {
+            for (int i = 0; i < 400 && reborn is null; i++)
+            {
+                var candidate = NetNamespace.CreateNamed($"{node.Name}-r{i}");
+                if (candidate.Inode == inode)
+                    reborn = candidate;
+                else
+                {
+                    held.Add(candidate);
+                    if (i % 20 == 19)
+                        Thread.Sleep(50);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var ns in held)
+            {
+                ns.Dispose();
+                NetNamespace.DeleteNamed(Path.GetFileName(ns.Path));
+            }
+        }
+        Assert.True(reborn is not null, $"no new namespace got the freed inode {inode} in 400 tries: the test cannot show the reuse");
+        string rebornName = Path.GetFileName(reborn.Path);
+        try
+        {
+            // The runtime's path names the new namespace now (a bind mount at the same place).
+            File.WriteAllBytes($"{NetNamespace.NamedDirectory}/{name}", []);
+            Libc.BindMount(reborn.Path, $"{NetNamespace.NamedDirectory}/{name}");
+            using var same = NetNamespace.Open($"/run/netns/{name}");
+            Assert.Equal((dead.Device, inode), (same.Device, same.Inode));
+            cni.Run("ADD", config, "new", same.Path, "eth0").Succeeded("ADD of the new pod");
+            using var client = RouteClient.OpenIn(same);
+            var link = client.GetLink("eth0");
+
+            cni.Run("DEL", config, "old", same.Path, "eth0").Succeeded("the dead pod's late DEL");
+            Assert.Equal(link.Index, client.TryGetLink("eth0")?.Index);
+            Assert.False(cni.HasRecord("reuse", "old"), "the late DEL left its record");
+            Assert.True(cni.HasRecord("reuse", "new"));
+            cni.Run("DEL", config, "new", same.Path, "eth0").Succeeded();
+            Assert.Null(client.TryGetLink("eth0"));
+        }
+        finally
+        {
+            NetNamespace.DeleteNamed(name);
+            reborn.Dispose();
+            NetNamespace.DeleteNamed(rebornName);
+        }
+    }
+
+    /// <summary>A delegated IPAM plugin: host-local behind a wrapper that first runs <paramref name="before"/> (a shell line).</summary>
+    static (JsonObject Config, Dictionary<string, string> Env) SlowDelegate(PluginRunner cni, string network, string subnet, string before)
+    {
+        string bin = $"/tmp/{cni.Node.Name}/bin-{network}";
+        Directory.CreateDirectory(bin);
+        File.WriteAllText($"{bin}/slow-ipam", $$"""
+            #!/bin/sh
+            {{before}}
+            [ "$CNI_COMMAND" = GC ] && exit 0
+            sed 's/"cniVersion":"1.1.0"/"cniVersion":"1.0.0"/' | /usr/lib/cni/host-local
+            """ + "\n");
+        File.SetUnixFileMode($"{bin}/slow-ipam", (UnixFileMode)0b111_101_101);
+        var config = cni.Config(network, subnet);
+        config["ipam"]!["type"] = "slow-ipam";
+        return (config, new Dictionary<string, string> { ["CNI_PATH"] = $"{bin}:{CniRuntime.CniPath}" });
+    }
+
+    /// <summary>The node lock is not held while a delegated IPAM plugin runs, in ADD nor in DEL.</summary>
+    [Fact]
+    public async Task A_slow_delegated_ipam_holds_up_no_other_containers_add_or_del()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var (slow, env) = SlowDelegate(cni, "slowipam", "10.10.0.0/24", "sleep 4");
+        var other = cni.Config("quick", "10.10.1.0/24");
+        var slowPod = node.AddPod();
+        var quickPod = node.AddPod();
+        cni.Add(other, quickPod, "warm").Succeeded();
+        cni.Del(other, quickPod, "warm").Succeeded();
+        var before = NodeSnapshot.Take(cni, slowPod, quickPod);
+
+        foreach (string command in new[] { "ADD", "DEL" })
+        {
+            var clock = Stopwatch.StartNew();
+            var slowCall = Task.Run(() => cni.Run(command, slow, "s1", slowPod.Path, "eth0", env));
+            await Task.Delay(500); // the delegate is running now
+            var started = Stopwatch.StartNew();
+            var quickCall = command == "ADD" ? cni.Add(other, quickPod, "q1") : cni.Del(other, quickPod, "q1");
+            var quickTime = started.Elapsed;
+            (await slowCall).Succeeded($"the slow delegate's {command}");
+            var slowTime = clock.Elapsed;
+            quickCall.Succeeded($"the other container's {command}");
+            Assert.True(slowTime > TimeSpan.FromSeconds(3.5), $"the slow {command} took only {slowTime}: its delegate did not run");
+            Assert.True(quickTime < TimeSpan.FromSeconds(2), $"the other container's {command} took {quickTime}: it waited for the delegate");
+        }
+        Assert.Null(slowPod.Client.TryGetLink("eth0"));
+        NodeSnapshot.Take(cni, slowPod, quickPod).AssertSameAs(before, "ADD and DEL beside a slow delegate");
+    }
+
+    /// <summary>A delegate that forks a child which keeps stdout open (as the reference dhcp daemon may) has answered when it exits.</summary>
+    [Fact]
+    public void A_delegated_ipam_that_leaves_a_child_holding_stdout_answers_add_before_its_deadline()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var (config, env) = SlowDelegate(cni, "daemon", "10.10.0.0/24", "[ \"$CNI_COMMAND\" = ADD ] && sleep 30 &");
+        config["timeouts"] = new JsonObject { ["ipam"] = 10 };
+        var pod = node.AddPod();
+        var before = NodeSnapshot.Take(cni, pod);
+        var clock = Stopwatch.StartNew();
+        var added = cni.Run("ADD", config, "d1", pod.Path, "eth0", env).Succeeded("ADD through a daemonizing delegate");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"ADD took {clock.Elapsed}: it waited for the daemon's stdout");
+        Assert.Contains("10.10.0.", added.StdOut);
+        Assert.NotNull(pod.Client.TryGetLink("eth0"));
+        cni.Run("DEL", config, "d1", pod.Path, "eth0", env).Succeeded();
+        NodeSnapshot.Take(cni, pod).AssertSameAs(before, "ADD and DEL through a daemonizing delegate");
+    }
+
     static JsonObject GcList(JsonObject config)
     {
         var copy = config.DeepClone().AsObject();
