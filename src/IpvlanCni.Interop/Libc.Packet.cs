@@ -17,23 +17,9 @@ public unsafe struct sockaddr_ll
     public fixed byte sll_addr[8];
 }
 
-/// <summary>struct pollfd (poll.h).</summary>
-// The kernel's name, so that it can be grepped against the headers (CS8981: an all-lowercase type name).
-#pragma warning disable CS8981
-[StructLayout(LayoutKind.Sequential)]
-public struct pollfd
-{
-    public int fd;
-    public short events;
-    public short revents;
-}
-#pragma warning restore CS8981
-
 public static unsafe partial class Libc
 {
     public const int AF_PACKET = 17;
-    public const int SOCK_DGRAM = 2;
-    public const short POLLIN = 0x1;
     /// <summary>linux/if_packet.h: a frame this host sent (a packet socket sees its own transmissions).</summary>
     public const byte PACKET_OUTGOING = 4;
     const int MSG_DONTWAIT = 0x40;
@@ -46,9 +32,6 @@ public static unsafe partial class Libc
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint recvfrom(int fd, byte* buffer, nuint length, int flags, sockaddr_ll* address, int* addressLength);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int poll(pollfd* fds, nuint count, int timeoutMs);
 
     /// <summary>
     /// socket(AF_PACKET, SOCK_DGRAM|SOCK_CLOEXEC, protocol) bound to one link: the kernel adds and strips the link
@@ -103,12 +86,7 @@ public static unsafe partial class Libc
         Span<pollfd> fds = stackalloc pollfd[sockets.Length];
         for (int i = 0; i < sockets.Length; i++)
             fds[i] = new pollfd { fd = sockets[i].Value, events = POLLIN };
-        fixed (pollfd* p = fds)
-        {
-            int ready = poll(p, (nuint)fds.Length, timeoutMs);
-            if (ready < 0 && ErrnoInfo.Last != Errno.EINTR)
-                throw SystemCallException.FromLast("poll");
-        }
+        Poll(fds, timeoutMs);
         for (int i = 0; i < fds.Length; i++)
             if ((fds[i].revents & POLLIN) != 0)
                 return i;

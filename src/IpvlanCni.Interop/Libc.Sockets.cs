@@ -68,7 +68,8 @@ public static unsafe partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     private static partial int getsockopt(int fd, int level, int name, void* value, int* valueLength);
 
-    const int AF_UNIX = 1, SOCK_DGRAM = 2;
+    const int AF_UNIX = 1;
+    public const int SOCK_DGRAM = 2;
 
     /// <summary>
     /// The calling thread's network namespace cookie: unique for the boot and never reused, unlike an nsfs inode

@@ -190,10 +190,11 @@ internal sealed class DiskStore : IDisposable
     /// </summary>
     public bool Transfer(IPAddress ip, string key, string containerId, string ifName)
     {
-        var current = ReadSmallFile(new FileInfo(PathOf(ip)));
+        string name = IpMath.Format(ip);
+        var current = ReadSmallFile(name);
         if (current is null || current.Trim() != key)
             return false;
-        File.Move(WriteTemp(Encoding.UTF8.GetBytes(Key(containerId, ifName))), PathOf(ip), overwrite: true);
+        _folder.WriteAtomically(name, Encoding.UTF8.GetBytes(Key(containerId, ifName)), _folder, TemporaryName(), FileMode644, sync: true);
         return true;
     }
 
