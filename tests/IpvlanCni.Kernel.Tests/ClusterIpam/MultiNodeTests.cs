@@ -68,7 +68,7 @@ public sealed class MultiNodeTests(ClusterFixture fixture) : KernelTest, IClassF
 
     static void AssertPing(Attached from, Attached to)
     {
-        var ping = Programs.RunPing(from.Pod.Namespace, to.Address, 3);
+        var ping = Programs.RunPing(from.Pod.Namespace, to.Address, 10);
         Assert.True(ping.Succeeded, $"{from.ContainerId} on {from.Node.Name} ({from.Address}) -> {to.ContainerId} on {to.Node.Name} ({to.Address}): {ping}");
     }
 
