@@ -1,4 +1,6 @@
 using System.Net.Security;
+using System.Security.Authentication;
+using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using dotnet_etcd;
 using Etcdserverpb;
@@ -21,15 +23,19 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
     static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(3);
 
     readonly (Uri Endpoint, GrpcChannel Channel, EtcdClient Client)[] _members;
+    readonly ClusterIpamConfig _config;
     int _current;
+    /// <summary>Why our validation last refused a member's certificate (the handshake's exception says only "refused").</summary>
+    volatile string? _serverCertificateProblem;
 
     public EtcdKvStore(ClusterIpamConfig config)
     {
+        _config = config;
         _members = [.. config.Endpoints.Select(uri =>
         {
             var channel = GrpcChannel.ForAddress(uri, new GrpcChannelOptions
             {
-                HttpHandler = Handler(config),
+                HttpHandler = Handler(config, problem => _serverCertificateProblem = problem),
                 Credentials = uri.Scheme == "https" ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure,
                 MaxRetryAttempts = 0,
                 DisposeHttpClient = true,
@@ -49,7 +55,7 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
         return new Metadata { { "token", reply.Token } };
     }
 
-    static SocketsHttpHandler Handler(ClusterIpamConfig config)
+    static SocketsHttpHandler Handler(ClusterIpamConfig config, Action<string> refused)
     {
         var handler = new SocketsHttpHandler
         {
@@ -67,15 +73,24 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
             handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
             {
                 if (certificate is null)
+                {
+                    refused("the member showed no certificate");
                     return false;
+                }
                 // Chain to the configured CA only; the host name check of the default validation still applies.
                 if ((errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != SslPolicyErrors.None)
+                {
+                    refused($"the member's certificate ({certificate.Subject}) does not name the host of its endpoint");
                     return false;
+                }
                 using var chain = new X509Chain();
                 chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
                 chain.ChainPolicy.CustomTrustStore.AddRange(ca);
                 chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return chain.Build(new X509Certificate2(certificate));
+                if (chain.Build(new X509Certificate2(certificate)))
+                    return true;
+                refused($"the member's certificate ({certificate.Subject}, issued by {certificate.Issuer}) is not signed by the CA of ipam.etcdCaFile ({caFile})");
+                return false;
             };
         }
         return handler;
@@ -129,8 +144,13 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
     T Call<T>(DateTimeOffset deadline, Func<EtcdClient, DateTime, T> call, bool resend = true)
     {
         RpcException? last = null;
+        string? tlsProblem = null;
+        int tlsRefusals = 0;
         for (int tried = 0; ; tried++)
         {
+            // Every member refused TLS: a certificate is wrong, and no retry within the deadline mends that.
+            if (tlsRefusals >= _members.Length)
+                throw new StoreTlsException($"every etcd member refused TLS: {tlsProblem}", last);
             var left = deadline - DateTimeOffset.UtcNow;
             // Every member refused (an election, a restart): pause a little before the next round, within the deadline.
             if (tried > 0 && tried % _members.Length == 0 && left > TimeSpan.Zero)
@@ -151,6 +171,13 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
             {
                 last = e;
                 Interlocked.CompareExchange(ref _current, index + 1, index);
+                if (TlsProblem(e) is { } problem)
+                {
+                    // Refused in the handshake: nothing was sent, so nothing of a commit can have applied.
+                    tlsProblem = $"{member.Endpoint}: {problem}";
+                    tlsRefusals++;
+                    continue;
+                }
                 // Refused before sending (connection refused) is safe to send elsewhere; anything later is uncertain.
                 if (!resend && !(e.StatusCode == StatusCode.Unavailable && e.Status.DebugException is HttpRequestException))
                     throw new StoreUnavailableException($"etcd {member.Endpoint}: {e.Status.Detail} (the commit may or may not have applied)", e);
@@ -162,6 +189,31 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
         }
         throw new StoreUnavailableException($"no etcd member of {string.Join(", ", _members.Select(m => m.Endpoint))} answered in time" +
             (last is null ? "" : $" (last: {last.StatusCode} {last.Status.Detail})"), last);
+    }
+
+    /// <summary>
+    /// What failed in a TLS handshake, in words naming the key to fix, or null when the failure was not TLS's. By the
+    /// exception types (their messages are resource keys in this build): our validation refused the member's
+    /// certificate (AuthenticationException), or the member refused ours (an alert: the TLS stream fails after the
+    /// handshake, before any HTTP/2 frame).
+    /// </summary>
+    string? TlsProblem(RpcException e)
+    {
+        bool authentication = false, afterHandshake = false;
+        for (Exception? x = e.Status.DebugException; x is not null; x = x.InnerException)
+        {
+            authentication |= x is AuthenticationException;
+            afterHandshake |= x is CryptographicException || (x is ObjectDisposedException d && d.ObjectName?.EndsWith(nameof(SslStream), StringComparison.Ordinal) == true);
+        }
+        if (authentication)
+            return _serverCertificateProblem ?? (_config.CaFile is null
+                ? "the member's certificate is not signed by a CA this system trusts (set ipam.etcdCaFile to the CA that signed it)"
+                : $"the member's certificate is not signed by the CA of ipam.etcdCaFile ({_config.CaFile})");
+        if (afterHandshake)
+            return _config.CertFile is null
+                ? "the member asks for a client certificate and none is set (ipam.etcdCertFile and ipam.etcdKeyFile)"
+                : $"the member refused the client certificate of ipam.etcdCertFile ({_config.CertFile}): is it signed by a CA the member trusts (its --trusted-ca-file), and for client authentication?";
+        return null;
     }
 
     public void Dispose()
