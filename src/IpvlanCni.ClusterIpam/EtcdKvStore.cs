@@ -42,18 +42,10 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
             });
             return (uri, channel, new EtcdClient(channel.CreateCallInvoker()));
         })];
-        if (config.Username is { } user)
-            _metadata = Authenticate(user, config.Password!);
     }
 
-    Metadata? _metadata;
-
-    /// <summary>etcd's simple auth: a token, sent with every call.</summary>
-    Metadata Authenticate(string user, string password)
-    {
-        var reply = Call(DateTimeOffset.UtcNow.AddSeconds(10), (c, d) => c.Authenticate(new AuthenticateRequest { Name = user, Password = password }, null, d));
-        return new Metadata { { "token", reply.Token } };
-    }
+    /// <summary>etcd's auth token, sent with every call; null until the first call (and after etcd let it expire).</summary>
+    volatile Metadata? _metadata;
 
     static SocketsHttpHandler Handler(ClusterIpamConfig config, Action<string> refused)
     {
@@ -145,12 +137,12 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
     {
         RpcException? last = null;
         string? tlsProblem = null;
-        int tlsRefusals = 0;
+        int tlsRefusals = 0, reauthentications = 0;
         for (int tried = 0; ; tried++)
         {
             // Every member refused TLS: a certificate is wrong, and no retry within the deadline mends that.
             if (tlsRefusals >= _members.Length)
-                throw new StoreTlsException($"every etcd member refused TLS: {tlsProblem}", last);
+                throw new StoreRefusedException($"every etcd member refused TLS: {tlsProblem}", last);
             var left = deadline - DateTimeOffset.UtcNow;
             // Every member refused (an election, a restart): pause a little before the next round, within the deadline.
             if (tried > 0 && tried % _members.Length == 0 && left > TimeSpan.Zero)
@@ -163,9 +155,28 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
             int index = Volatile.Read(ref _current) % _members.Length;
             var member = _members[index];
             var attempt = left < AttemptTimeout ? left : AttemptTimeout;
+            bool authenticating = false;
             try
             {
+                // Authenticated on first use, not in the constructor: the agent keeps this store, and a failure here
+                // (etcd down, a wrong password since fixed) must not stick to it.
+                if (_config.Username is { } user && _metadata is null)
+                {
+                    authenticating = true;
+                    var reply = member.Client.Authenticate(new AuthenticateRequest { Name = user, Password = _config.Password! }, null, DateTime.UtcNow + attempt);
+                    _metadata = new Metadata { { "token", reply.Token } };
+                    authenticating = false;
+                }
                 return call(member.Client, DateTime.UtcNow + attempt);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unauthenticated && !authenticating && _config.Username is not null && reauthentications++ < 2)
+            {
+                // etcd forgets an idle token (--auth-token-ttl): it refused the call before applying it, so ask for a new one and send again.
+                _metadata = null;
+            }
+            catch (RpcException e) when (authenticating && e.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.PermissionDenied)
+            {
+                throw new StoreRefusedException($"etcd {member.Endpoint} refused the user name and password of ipam.etcdUsername and ipam.etcdPassword ({e.StatusCode}: {e.Status.Detail})", e);
             }
             catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled or StatusCode.Internal or StatusCode.Unknown)
             {

@@ -28,12 +28,15 @@ public sealed partial class EtcdCluster : IDisposable
     }
 
     readonly string _root;
+    readonly string[] _extraArgs;
     public IReadOnlyList<Member> Members { get; }
 
     /// <summary>With <paramref name="tls"/>, clients speak https and must show a certificate its CA signed.</summary>
-    public EtcdCluster(int size, TestPki? tls = null)
+    /// <param name="extraArgs">more etcd flags for every member (e.g. a short --auth-token-ttl).</param>
+    public EtcdCluster(int size, TestPki? tls = null, params string[] extraArgs)
     {
         Tls = tls;
+        _extraArgs = extraArgs;
         if (!File.Exists(Binary))
             throw new InvalidOperationException($"{Binary} is missing: `make deps` installs etcd-server");
         _root = Directory.CreateTempSubdirectory("ipvlan-cni-etcd-").FullName;
@@ -80,6 +83,8 @@ public sealed partial class EtcdCluster : IDisposable
             "--heartbeat-interval", "50", "--election-timeout", "500",
             "--logger", "zap", "--log-level", "error",
         })
+            psi.ArgumentList.Add(a);
+        foreach (var a in _extraArgs)
             psi.ArgumentList.Add(a);
         if (Tls is { } tls)
             foreach (var a in new[] { "--cert-file", tls.ServerCertFile, "--key-file", tls.ServerKeyFile, "--trusted-ca-file", tls.CaFile, "--client-cert-auth" })
