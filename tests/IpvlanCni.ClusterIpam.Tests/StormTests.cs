@@ -68,6 +68,7 @@ public class StormTests(ITestOutputHelper output)
         var entries = new ConcurrentDictionary<string, Entry>();
         var problems = new ConcurrentQueue<string>();
         var reasons = new ConcurrentDictionary<string, int>();
+        long collectedDuringStorm = 0;
         long adds = 0, dels = 0, failures = 0, exhausted = 0, checks = 0, spawned = 0, killedPlugins = 0, agentKills = 0;
         var until = DateTime.UtcNow.AddSeconds(Seconds);
 
@@ -167,7 +168,25 @@ public class StormTests(ITestOutputHelper output)
                 var mine = entries.Values.Where(e => e.Node == node).ToList();
                 var held = mine.Where(e => e.State == State.Held).ToList();
                 var pending = mine.Where(e => e.State != State.Held).ToList();
-                if (pending.Count > 0 && random.Next(3) == 0)
+                if (random.Next(40) == 0)
+                {
+                    // The runtime's GC now and then: this node's attachments but the abandoned ones are valid. It may
+                    // release only abandoned ADDs (a killed one still in its agent can commit later: the next GC's).
+                    var valid = mine.Where(e => e.State != State.Abandoned).Select(e => (e.Cid, "eth0")).ToList();
+                    try
+                    {
+                        foreach (var id in engines[node].GarbageCollect(configs[node], $"node{node}", valid, "storm-gc", 0, DateTimeOffset.UtcNow + configs[node].Timeout))
+                            if (!entries.TryGetValue(id.Split('/')[1], out var e) || e.State != State.Abandoned)
+                                problems.Enqueue($"GC released {id}, which the runtime holds");
+                            else
+                                Interlocked.Increment(ref collectedDuringStorm);
+                    }
+                    catch (Exception e) when (e is StoreUnavailableException or CniException)
+                    {
+                        Count(Reason(e));
+                    }
+                }
+                else if (pending.Count > 0 && random.Next(3) == 0)
                 {
                     // The runtime retries a DEL that failed, or DELs an ADD that failed (it may have committed).
                     // Some killed ADDs it never DELs: GC is the backstop for those (below).
@@ -332,7 +351,7 @@ public class StormTests(ITestOutputHelper output)
         Assert.Equal(held.Keys.Order(StringComparer.Ordinal), live.Keys.Order(StringComparer.Ordinal));
         foreach (var (cid, ip) in held)
             Assert.Equal(ip, live[cid]);
-        output.WriteLine($"after the storm: {held.Count} held, {collected.Count} released by GC ({neverDeleted.Count} killed ADDs never DELed)");
+        output.WriteLine($"after the storm: {held.Count} held; GC released {collectedDuringStorm} during it and {collected.Count} after it ({neverDeleted.Count} killed ADDs never DELed)");
         // Filling the range from several nodes yields exactly what is left.
         int filled = 0;
         for (int i = 0; ; i++)
