@@ -122,6 +122,23 @@ static class ClusterIpamBench
                 $"cost ratio between the sizes (slowest/fastest allocation median): {ratio:0.00} (goal <= 1.2: {(ratio <= 1.2 ? "met" : "MISSED")}); whole processes: {processRatio:0.00}"));
             if (ratio > 1.2)
                 missed.Add("cost ratio between range sizes");
+
+            // Where an allocation's time goes: the agent's transport alone (ping: connect, a thread, one line each way),
+            // plus parsing the network configuration and one quorum read (status), plus the second round trip (add).
+            var ping = new List<double>();
+            var status = new List<double>();
+            foreach (int i in Enumerable.Range(0, SteadyAdds))
+            {
+                long start = Stopwatch.GetTimestamp();
+                agent.RoundTrips();
+                ping.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                start = Stopwatch.GetTimestamp();
+                agent.Request("status", configs[0], "");
+                status.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            }
+            lines.Add(string.Create(CultureInfo.InvariantCulture,
+                $"an allocation's parts (medians of {SteadyAdds}): agent transport (ping) {Table.Median(ping):0.0} ms, + config and one etcd read (status) {Table.Median(status):0.0} ms, " +
+                $"the whole steady-state allocation (two round trips) {medians[0]:0.0} ms"));
         }
 
         Progress($"cluster IPAM: three etcd members, {Nodes} simulated nodes (an agent each) asking for {PodsPerNode} addresses each at once");
@@ -292,7 +309,8 @@ static class ClusterIpamBench
         /// <summary>One ADD or DEL straight over the socket, the request the plugin sends.</summary>
         public void Request(string op, string config, string containerId)
         {
-            using var answer = Ask($"{{\"service\":\"cluster-ipam\",\"op\":\"{op}\",\"args\":{{\"config\":{config},\"containerId\":\"{containerId}\",\"ifName\":\"eth0\",\"cniArgs\":[]}}}}");
+            string identity = containerId.Length > 0 ? $",\"containerId\":\"{containerId}\",\"ifName\":\"eth0\"" : "";
+            using var answer = Ask($"{{\"service\":\"cluster-ipam\",\"op\":\"{op}\",\"args\":{{\"config\":{config}{identity},\"cniArgs\":[]}}}}");
             if (!answer.RootElement.GetProperty("ok").GetBoolean())
                 throw new InvalidOperationException($"bench: agent {op} failed: {answer.RootElement.GetRawText()}");
         }
