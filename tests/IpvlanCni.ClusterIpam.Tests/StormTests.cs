@@ -18,8 +18,12 @@ namespace IpvlanCni.ClusterIpam.Tests;
 /// after the runtime's retried DELs and a GC (the backstop for killed ADDs the runtime never DELs) nothing leaked;
 /// filling the range afterwards yields exactly what is left. `make soak` runs it longer (IPVLANCNI_ETCD_STORM_SECONDS).
 /// </summary>
+[Collection(StormTests.Alone)]
 public class StormTests(ITestOutputHelper output)
 {
+    /// <summary>Alone: its hundreds of processes and killed members would stretch the deadlines other classes time.</summary>
+    public const string Alone = "storm";
+
     const string Range = """[[{"subnet":"10.77.0.0/24"}]]"""; // 254 usable less the gateway: 253
     const int Capacity = 253;
     const int Nodes = 24;
@@ -392,3 +396,6 @@ public class StormTests(ITestOutputHelper output)
         }
     }
 }
+
+[CollectionDefinition(StormTests.Alone, DisableParallelization = true)]
+public sealed class StormCollection;
