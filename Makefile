@@ -15,6 +15,8 @@ TEST_PLUGIN := artifacts/test/bin/ipvlan-cni
 APT_PACKAGES := user-mode-linux busybox-static kmod iptables nftables iproute2 iputils-ping containernetworking-plugins clang zlib1g-dev strace dnsmasq-base etcd-server
 # The package, its check and the image: dpkg-deb's .deb checked by lintian, manual pages from --help, podman on runc.
 APT_PACKAGES += lintian help2man podman runc
+# The agent links OpenSSL statically for TLS to etcd (a static executable cannot dlopen libssl): its archives and cmake for .NET's shim.
+APT_PACKAGES += libssl-dev cmake
 SANDBOX := tools/sandbox/run
 RESULTS := artifacts/test-results
 UNIT_TESTS := Netlink Network Cni Ipam Plugin Install Dhcp Explain ClusterIpam

@@ -105,25 +105,50 @@ public sealed class AgentServer : IDisposable
                 continue;
             }
             Interlocked.Increment(ref _inFlight);
-            // A thread per connection, bounded by the slots: requests block on DHCP exchanges, not on CPU.
-            var thread = new Thread(() =>
-            {
-                try
-                {
-                    Serve(connection, stop);
-                }
-                finally
-                {
-                    Interlocked.Decrement(ref _inFlight);
-                    _slots.Release();
-                }
-            })
-            { IsBackground = true, Name = "agent-connection" };
-            thread.Start();
+            // A thread per request in flight, bounded by the slots (requests block on DHCP exchanges, not on CPU).
+            // Threads are kept when their request ends and take the next: starting one per request cost a
+            // measurable part of every cluster ADD under a virtualised kernel. A request goes to an idle thread it
+            // claimed, or to a new one, never behind a busy one.
+            if (!ClaimIdleWorker())
+                new Thread(() => Work(stop)) { IsBackground = true, Name = "agent-connection" }.Start();
+            _work.Add(connection);
         }
+        _work.CompleteAdding();
         var drain = DateTime.UtcNow + _options.RequestTimeout;
         while (Volatile.Read(ref _inFlight) > 0 && DateTime.UtcNow < drain)
             Thread.Sleep(50);
+    }
+
+    /// <summary>Accepted requests for the worker threads (never disposed: a worker may still be leaving its wait).</summary>
+    readonly System.Collections.Concurrent.BlockingCollection<Socket> _work = new();
+    /// <summary>Worker threads waiting for a request and not yet claimed by one.</summary>
+    int _idleWorkers;
+
+    bool ClaimIdleWorker()
+    {
+        for (int idle = Volatile.Read(ref _idleWorkers); idle > 0; idle = Volatile.Read(ref _idleWorkers))
+            if (Interlocked.CompareExchange(ref _idleWorkers, idle - 1, idle) == idle)
+                return true;
+        return false;
+    }
+
+    /// <summary>Serves requests one after another until the server stops taking them.</summary>
+    void Work(CancellationToken stop)
+    {
+        foreach (var connection in _work.GetConsumingEnumerable())
+        {
+            try
+            {
+                Serve(connection, stop);
+            }
+            finally
+            {
+                // Idle before the slot is free: the next request then finds this thread instead of starting one.
+                Interlocked.Increment(ref _idleWorkers);
+                Interlocked.Decrement(ref _inFlight);
+                _slots.Release();
+            }
+        }
     }
 
     void Refuse(Socket connection)

@@ -19,6 +19,30 @@ public sealed class ClusterIpamEngine(IKvStore store)
 
     public IKvStore Store { get; } = store;
 
+    /// <summary>
+    /// The tombstone lease DELs share, per TTL, with when it was granted (this process's monotonic clock). Reused for
+    /// half its TTL, so a steady-state DEL is a read and a commit: a tombstone then lives between half and all of
+    /// tombstoneSeconds, and its expiry, early or late, is harmless by design.
+    /// </summary>
+    readonly ConcurrentDictionary<int, (long Id, long GrantedMs)> _tombstoneLeases = new();
+
+    long TombstoneLease(ClusterIpamConfig config, DateTimeOffset deadline)
+    {
+        long now = Environment.TickCount64;
+        if (_tombstoneLeases.TryGetValue(config.TombstoneSeconds, out var held) && now - held.GrantedMs < config.TombstoneSeconds * 500L)
+            return held.Id;
+        long id = Count(() => Store.GrantLease(config.TombstoneSeconds, deadline));
+        _tombstoneLeases[config.TombstoneSeconds] = (id, now);
+        return id;
+    }
+
+    /// <summary>A commit naming the shared lease failed: the lease may be gone (revoked, a restored etcd); the next DEL asks for a new one.</summary>
+    void ForgetTombstoneLease(ClusterIpamConfig config, long lease)
+    {
+        if (_tombstoneLeases.TryGetValue(config.TombstoneSeconds, out var held) && held.Id == lease)
+            _tombstoneLeases.TryRemove(KeyValuePair.Create(config.TombstoneSeconds, held));
+    }
+
     /// <summary>Round trips to the store since start (reads, Txns, leases): what `make bench` counts per ADD.</summary>
     public long RoundTrips => Interlocked.Read(ref _roundTrips);
     long _roundTrips;
@@ -89,9 +113,7 @@ public sealed class ClusterIpamEngine(IKvStore store)
             if (decision is Decision.Done)
                 return;
             if (lease == 0)
-            {
-                lease = Count(() => Store.GrantLease(config.TombstoneSeconds, deadline));
-            }
+                lease = TombstoneLease(config, deadline);
             decision = allocator.DecideRelease(a, snapshot, lease);
             if (decision is not Decision.Commit commit)
                 throw new InvalidOperationException(decision.ToString());
@@ -100,9 +122,11 @@ public sealed class ClusterIpamEngine(IKvStore store)
                 if (Commit(commit.Txn, deadline).Succeeded)
                     return;
             }
-            catch (StoreUnavailableException) when (DateTimeOffset.UtcNow < deadline)
+            catch (StoreUnavailableException e) when (DateTimeOffset.UtcNow < deadline && e is not StoreRefusedException)
             {
-                // Uncertain: the next read shows a tombstone if it committed.
+                // Uncertain: the next read shows a tombstone if it committed. Or etcd refused the lease (gone): ask for a new one.
+                ForgetTombstoneLease(config, lease);
+                lease = 0;
             }
             if (attempt + 1 >= MaxAttempts)
                 throw new CniException(CniErrorCode.TryAgainLater, $"ipvlan-cni-ipam: lost {MaxAttempts} races releasing {a.Id}; try again");
@@ -160,9 +184,17 @@ public sealed class ClusterIpamEngine(IKvStore store)
             if (owner.BootId == bootId && nowBootMilliseconds - owner.BootMilliseconds < (long)config.GcGrace.TotalMilliseconds)
                 continue;
             if (lease == 0)
-                lease = Count(() => Store.GrantLease(config.TombstoneSeconds, deadline));
-            if (Commit(allocator.ReleaseTxn(kv, record, Write.Put(kv.Key, AttachmentRecord.Tombstone.Encode(), lease)), deadline).Succeeded)
-                released.Add(owner.Id);
+                lease = TombstoneLease(config, deadline);
+            try
+            {
+                if (Commit(allocator.ReleaseTxn(kv, record, Write.Put(kv.Key, AttachmentRecord.Tombstone.Encode(), lease)), deadline).Succeeded)
+                    released.Add(owner.Id);
+            }
+            catch (StoreUnavailableException)
+            {
+                ForgetTombstoneLease(config, lease);
+                throw;
+            }
         }
         return released;
     }

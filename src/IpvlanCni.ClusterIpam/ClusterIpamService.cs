@@ -99,6 +99,12 @@ public sealed class ClusterIpamService(AgentLog log) : IAgentService
                     throw new CniException(CniErrorCode.InvalidNetworkConfig, $"cluster-ipam: unknown op \"{request.Op}\"");
             }
         }
+        catch (StoreRefusedException e)
+        {
+            log.Write($"cluster-ipam {request.Op} {config.Network} {attachment.Id}: {e.Message}");
+            throw new CniException(CniErrorCode.TryAgainLater,
+                $"ipvlan-cni-ipam: etcd ({string.Join(", ", config.Endpoints)}) refused us; {(request.Op == "add" ? "nothing was allocated" : "nothing was changed")}: {e.Message}");
+        }
         catch (StoreUnavailableException e)
         {
             log.Write($"cluster-ipam {request.Op} {config.Network} {attachment.Id}: etcd unavailable: {e.Message}");

@@ -1,4 +1,6 @@
 using System.Net.Security;
+using System.Security.Authentication;
+using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using dotnet_etcd;
 using Etcdserverpb;
@@ -22,35 +24,31 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
     static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(3);
 
     readonly (Uri Endpoint, GrpcChannel Channel, EtcdClient Client)[] _members;
+    readonly ClusterIpamConfig _config;
     int _current;
+    /// <summary>Why our validation last refused a member's certificate (the handshake's exception says only "refused").</summary>
+    volatile string? _serverCertificateProblem;
 
     public EtcdKvStore(ClusterIpamConfig config)
     {
+        _config = config;
         _members = [.. config.Endpoints.Select(uri =>
         {
             var channel = GrpcChannel.ForAddress(uri, new GrpcChannelOptions
             {
-                HttpHandler = Handler(config),
+                HttpHandler = Handler(config, problem => _serverCertificateProblem = problem),
                 Credentials = uri.Scheme == "https" ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure,
                 MaxRetryAttempts = 0,
                 DisposeHttpClient = true,
             });
             return (uri, channel, new EtcdClient(channel.CreateCallInvoker()));
         })];
-        if (config.Username is { } user)
-            _metadata = Authenticate(user, config.Password!);
     }
 
-    Metadata? _metadata;
+    /// <summary>etcd's auth token, sent with every call; null until the first call (and after etcd let it expire).</summary>
+    volatile Metadata? _metadata;
 
-    /// <summary>etcd's simple auth: a token, sent with every call.</summary>
-    Metadata Authenticate(string user, string password)
-    {
-        var reply = Call(DateTimeOffset.UtcNow.AddSeconds(10), (c, d) => c.Authenticate(new AuthenticateRequest { Name = user, Password = password }, null, d));
-        return new Metadata { { "token", reply.Token } };
-    }
-
-    static SocketsHttpHandler Handler(ClusterIpamConfig config)
+    static SocketsHttpHandler Handler(ClusterIpamConfig config, Action<string> refused)
     {
         var handler = new SocketsHttpHandler
         {
@@ -68,15 +66,24 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
             handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
             {
                 if (certificate is null)
+                {
+                    refused("the member showed no certificate");
                     return false;
+                }
                 // Chain to the configured CA only; the host name check of the default validation still applies.
                 if ((errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != SslPolicyErrors.None)
+                {
+                    refused($"the member's certificate ({certificate.Subject}) does not name the host of its endpoint");
                     return false;
+                }
                 using var chain = new X509Chain();
                 chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
                 chain.ChainPolicy.CustomTrustStore.AddRange(ca);
                 chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return chain.Build(new X509Certificate2(certificate));
+                if (chain.Build(new X509Certificate2(certificate)))
+                    return true;
+                refused($"the member's certificate ({certificate.Subject}, issued by {certificate.Issuer}) is not signed by the CA of ipam.etcdCaFile ({caFile})");
+                return false;
             };
         }
         return handler;
@@ -150,8 +157,13 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
     T Call<T>(DateTimeOffset deadline, Func<EtcdClient, DateTime, T> call, bool resend = true)
     {
         RpcException? last = null;
+        string? tlsProblem = null;
+        int tlsRefusals = 0, reauthentications = 0;
         for (int tried = 0; ; tried++)
         {
+            // Every member refused TLS: a certificate is wrong, and no retry within the deadline mends that.
+            if (tlsRefusals >= _members.Length)
+                throw new StoreRefusedException($"every etcd member refused TLS: {tlsProblem}", last);
             var left = deadline - DateTimeOffset.UtcNow;
             // Every member refused (an election, a restart): pause a little before the next round, within the deadline.
             if (tried > 0 && tried % _members.Length == 0 && left > TimeSpan.Zero)
@@ -164,14 +176,40 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
             int index = Volatile.Read(ref _current) % _members.Length;
             var member = _members[index];
             var attempt = left < AttemptTimeout ? left : AttemptTimeout;
+            bool authenticating = false;
             try
             {
+                // Authenticated on first use, not in the constructor: the agent keeps this store, and a failure here
+                // (etcd down, a wrong password since fixed) must not stick to it.
+                if (_config.Username is { } user && _metadata is null)
+                {
+                    authenticating = true;
+                    var reply = member.Client.Authenticate(new AuthenticateRequest { Name = user, Password = _config.Password! }, null, DateTime.UtcNow + attempt);
+                    _metadata = new Metadata { { "token", reply.Token } };
+                    authenticating = false;
+                }
                 return call(member.Client, DateTime.UtcNow + attempt);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unauthenticated && !authenticating && _config.Username is not null && reauthentications++ < 2)
+            {
+                // etcd forgets an idle token (--auth-token-ttl): it refused the call before applying it, so ask for a new one and send again.
+                _metadata = null;
+            }
+            catch (RpcException e) when (authenticating && e.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.PermissionDenied)
+            {
+                throw new StoreRefusedException($"etcd {member.Endpoint} refused the user name and password of ipam.etcdUsername and ipam.etcdPassword ({e.StatusCode}: {e.Status.Detail})", e);
             }
             catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled or StatusCode.Internal or StatusCode.Unknown)
             {
                 last = e;
                 Interlocked.CompareExchange(ref _current, index + 1, index);
+                if (TlsProblem(e) is { } problem)
+                {
+                    // Refused in the handshake: nothing was sent, so nothing of a commit can have applied.
+                    tlsProblem = $"{member.Endpoint}: {problem}";
+                    tlsRefusals++;
+                    continue;
+                }
                 // Refused before sending (connection refused) is safe to send elsewhere; anything later is uncertain.
                 if (!resend && !(e.StatusCode == StatusCode.Unavailable && e.Status.DebugException is HttpRequestException))
                     throw new StoreUnavailableException($"etcd {member.Endpoint}: {e.Status.Detail} (the commit may or may not have applied)", e);
@@ -183,6 +221,31 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
         }
         throw new StoreUnavailableException($"no etcd member of {string.Join(", ", _members.Select(m => m.Endpoint))} answered in time" +
             (last is null ? "" : $" (last: {last.StatusCode} {last.Status.Detail})"), last);
+    }
+
+    /// <summary>
+    /// What failed in a TLS handshake, in words naming the key to fix, or null when the failure was not TLS's. By the
+    /// exception types (their messages are resource keys in this build): our validation refused the member's
+    /// certificate (AuthenticationException), or the member refused ours (an alert: the TLS stream fails after the
+    /// handshake, before any HTTP/2 frame).
+    /// </summary>
+    string? TlsProblem(RpcException e)
+    {
+        bool authentication = false, afterHandshake = false;
+        for (Exception? x = e.Status.DebugException; x is not null; x = x.InnerException)
+        {
+            authentication |= x is AuthenticationException;
+            afterHandshake |= x is CryptographicException || (x is ObjectDisposedException d && d.ObjectName?.EndsWith(nameof(SslStream), StringComparison.Ordinal) == true);
+        }
+        if (authentication)
+            return _serverCertificateProblem ?? (_config.CaFile is null
+                ? "the member's certificate is not signed by a CA this system trusts (set ipam.etcdCaFile to the CA that signed it)"
+                : $"the member's certificate is not signed by the CA of ipam.etcdCaFile ({_config.CaFile})");
+        if (afterHandshake)
+            return _config.CertFile is null
+                ? "the member asks for a client certificate and none is set (ipam.etcdCertFile and ipam.etcdKeyFile)"
+                : $"the member refused the client certificate of ipam.etcdCertFile ({_config.CertFile}): is it signed by a CA the member trusts (its --trusted-ca-file), and for client authentication?";
+        return null;
     }
 
     public void Dispose()

@@ -90,4 +90,10 @@ public interface IKvStore
 }
 
 /// <summary>The store did not answer in time, or has no quorum: nothing can be decided. The commit state may be unknown.</summary>
-public sealed class StoreUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+public class StoreUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// The members refused us (a TLS certificate, theirs or ours; the user name or password): waiting would not help, so
+/// this comes at once, not at the deadline; the message names the key to fix.
+/// </summary>
+public sealed class StoreRefusedException(string message, Exception? inner = null) : StoreUnavailableException(message, inner);

@@ -40,8 +40,8 @@ public sealed record ClusterIpamConfig
     public string? Username { get; init; }
     public string? Password { get; init; }
 
-    /// <summary>Endpoints and credentials: the agent keeps one etcd connection per distinct value.</summary>
-    public string ConnectionKey => string.Join(",", Endpoints) + "|" + CaFile + "|" + CertFile + "|" + KeyFile + "|" + Username;
+    /// <summary>Endpoints and credentials: the agent keeps one etcd connection per distinct value (a corrected password is a new one).</summary>
+    public string ConnectionKey => string.Join(",", Endpoints) + "|" + CaFile + "|" + CertFile + "|" + KeyFile + "|" + Username + "|" + Password;
 
     public static ClusterIpamConfig Parse(JsonElement ipam, CniRequest request)
     {

@@ -21,16 +21,22 @@ public sealed partial class EtcdCluster : IDisposable
         public required int PeerPort { get; init; }
         public required string DataDir { get; init; }
         public Process? Process { get; set; }
-        public string ClientUrl => $"http://127.0.0.1:{ClientPort}";
+        public required string Scheme { get; init; }
+        public string ClientUrl => $"{Scheme}://127.0.0.1:{ClientPort}";
         public string PeerUrl => $"http://127.0.0.1:{PeerPort}";
         public bool Running => Process is { HasExited: false };
     }
 
     readonly string _root;
+    readonly string[] _extraArgs;
     public IReadOnlyList<Member> Members { get; }
 
-    public EtcdCluster(int size)
+    /// <summary>With <paramref name="tls"/>, clients speak https and must show a certificate its CA signed.</summary>
+    /// <param name="extraArgs">more etcd flags for every member (e.g. a short --auth-token-ttl).</param>
+    public EtcdCluster(int size, TestPki? tls = null, params string[] extraArgs)
     {
+        Tls = tls;
+        _extraArgs = extraArgs;
         if (!File.Exists(Binary))
             throw new InvalidOperationException($"{Binary} is missing: `make deps` installs etcd-server");
         _root = Directory.CreateTempSubdirectory("ipvlan-cni-etcd-").FullName;
@@ -40,11 +46,19 @@ public sealed partial class EtcdCluster : IDisposable
             ClientPort = FreePort(),
             PeerPort = FreePort(),
             DataDir = Path.Combine(_root, $"m{i}"),
+            Scheme = tls is null ? "http" : "https",
         })];
         foreach (var m in Members)
             Start(m, "new");
         WaitHealthy(TimeSpan.FromSeconds(30));
     }
+
+    public TestPki? Tls { get; }
+
+    /// <summary>The ipam keys a client of this cluster needs besides the endpoints (the TLS files), as JSON members.</summary>
+    public string ClientKeys => Tls is { } t
+        ? $"\"etcdCaFile\":\"{t.CaFile}\",\"etcdCertFile\":\"{t.ClientCertFile}\",\"etcdKeyFile\":\"{t.ClientKeyFile}\""
+        : "";
 
     public IEnumerable<string> Endpoints => Members.Select(m => m.ClientUrl);
     public string EndpointsJson => string.Join(",", Endpoints.Select(e => $"\"{e}\""));
@@ -70,6 +84,11 @@ public sealed partial class EtcdCluster : IDisposable
             "--logger", "zap", "--log-level", "error",
         })
             psi.ArgumentList.Add(a);
+        foreach (var a in _extraArgs)
+            psi.ArgumentList.Add(a);
+        if (Tls is { } tls)
+            foreach (var a in new[] { "--cert-file", tls.ServerCertFile, "--key-file", tls.ServerKeyFile, "--trusted-ca-file", tls.CaFile, "--client-cert-auth" })
+                psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, _) => { };
         p.ErrorDataReceived += (_, e) => { if (e.Data is { } line) lock (_log) { _log.Add($"{m.Name}: {line}"); if (_log.Count > 200) _log.RemoveAt(0); } };
@@ -128,11 +147,31 @@ public sealed partial class EtcdCluster : IDisposable
         return null;
     }
 
+    /// <summary>
+    /// etcd's MoveLeader (the API `etcdctl move-leader` calls), sent to the leader: hands leadership to
+    /// <paramref name="target"/> without an election timeout. False when the cluster refused (no leader, target behind).
+    /// </summary>
+    public bool MoveLeader(Member leader, Member target)
+    {
+        try
+        {
+            using var to = new dotnet_etcd.EtcdClient(Grpc.Net.Client.GrpcChannel.ForAddress(target.ClientUrl).CreateCallInvoker());
+            ulong targetId = to.Status(new Etcdserverpb.StatusRequest(), null, DateTime.UtcNow.AddSeconds(2)).Header.MemberId;
+            using var from = new dotnet_etcd.EtcdClient(Grpc.Net.Client.GrpcChannel.ForAddress(leader.ClientUrl).CreateCallInvoker());
+            from.MoveLeader(new Etcdserverpb.MoveLeaderRequest { TargetID = targetId }, null, DateTime.UtcNow.AddSeconds(5));
+            return true;
+        }
+        catch (Grpc.Core.RpcException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Until a quorum answers a linearizable read.</summary>
     public void WaitHealthy(TimeSpan timeout)
     {
         var until = DateTime.UtcNow + timeout;
-        var config = TestConfig.Parse("probe", """[[{"subnet":"10.255.0.0/24"}]]""", endpoints: EndpointsJson);
+        var config = TestConfig.Parse("probe", """[[{"subnet":"10.255.0.0/24"}]]""", ClientKeys, EndpointsJson);
         using var store = new EtcdKvStore(config);
         while (true)
         {

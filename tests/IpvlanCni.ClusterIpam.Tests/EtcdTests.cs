@@ -103,6 +103,32 @@ public class EtcdTests(SingleEtcd etcd, ITestOutputHelper output) : IClassFixtur
     }
 
     [Fact]
+    public void SteadyStateDelIsTwoRoundTripsAndARevokedLeaseIsReplaced()
+    {
+        var config = Config("n1", "delrtt", """[[{"subnet":"10.9.0.0/16"}]]""", "\"blockSize\":64");
+        using var store = new EtcdKvStore(config);
+        var engine = new ClusterIpamEngine(store);
+        for (int i = 0; i < 12; i++)
+            engine.Add(config, Att("n1", $"c{i}"), Soon);
+        engine.Release(config, Att("n1", "c0"), Soon); // the first DEL asks for the tombstone lease
+        long before = engine.RoundTrips;
+        for (int i = 1; i < 6; i++)
+            engine.Release(config, Att("n1", $"c{i}"), Soon);
+        Assert.Equal(10, engine.RoundTrips - before);
+
+        // The shared lease revoked behind the engine's back: the next DEL's commit fails, it asks for a new lease, and succeeds.
+        using (var admin = new dotnet_etcd.EtcdClient(Grpc.Net.Client.GrpcChannel.ForAddress(etcd.Cluster.Members[0].ClientUrl).CreateCallInvoker()))
+            foreach (var lease in admin.LeaseLeasesAsync(new Etcdserverpb.LeaseLeasesRequest()).GetAwaiter().GetResult().Leases)
+                admin.LeaseRevokeAsync(new Etcdserverpb.LeaseRevokeRequest { ID = lease.ID }).GetAwaiter().GetResult();
+        engine.Release(config, Att("n1", "c6"), Soon);
+        var view = ClusterView.Read(store, config, Soon);
+        Assert.DoesNotContain(view.LiveAttachments, a => a.Record.Owner!.ContainerId == "c6");
+        Assert.Empty(view.Check());
+        // The tombstones of c0..c5 went with the revoked lease; c6's fences a late ADD.
+        Assert.Equal(CniErrorCode.UnknownContainer, Assert.Throws<CniException>(() => engine.Add(config, Att("n1", "c6"), Soon)).Code);
+    }
+
+    [Fact]
     public void UnreachableEtcdFailsWithinTheDeadline()
     {
         var config = Parse("n1", """[[{"subnet":"10.9.0.0/28"}]]""", "\"timeoutSeconds\":2", "\"http://127.0.0.1:1\"", "down");

@@ -19,7 +19,8 @@ public sealed class PluginUnderTest
     readonly string _cniPath;
     readonly string _workDir;
 
-    public PluginUnderTest(string label, string path, string type, string cniPath, string workDir)
+    /// <param name="ipam">the IPAM object; default host-local on the bench's range, its data in a folder per plugin type.</param>
+    public PluginUnderTest(string label, string path, string type, string cniPath, string workDir, JsonObject? ipam = null)
     {
         (Label, Path, _cniPath, _workDir) = (label, path, cniPath, workDir);
         ConfigPath = $"{workDir}/{label}.conf";
@@ -31,7 +32,7 @@ public sealed class PluginUnderTest
             ["master"] = Bench.MasterName,
             ["mode"] = "l2",
             ["stateDir"] = $"{workDir}/{type}-state", // ours; the reference ignores unknown keys
-            ["ipam"] = new JsonObject
+            ["ipam"] = ipam ?? new JsonObject
             {
                 ["type"] = "host-local",
                 ["ranges"] = new JsonArray(new JsonArray(new JsonObject

@@ -44,6 +44,15 @@ public static class Spawner
         }
     }
 
+    public const int SIGTERM = 15;
+
+    /// <summary>kill(2) by the PID this bench started (etcd, agents): they stop on SIGTERM.</summary>
+    public static void Signal(int pid, int signal)
+    {
+        if (kill(pid, signal) != 0)
+            throw new InvalidOperationException($"kill({pid}, {signal}): errno {Marshal.GetLastPInvokeError()}");
+    }
+
     /// <summary>Waits for this child.</summary>
     public static Exited Wait(Child child) => Reap(child.ProcessId, new Dictionary<int, Child> { [child.ProcessId] = child });
 
@@ -110,6 +119,9 @@ public static class Spawner
 
     [DllImport("libc")]
     static extern int posix_spawn_file_actions_destroy(IntPtr fileActions);
+
+    [DllImport("libc", SetLastError = true)]
+    static extern int kill(int pid, int signal);
 
     [DllImport("libc", SetLastError = true)]
     static extern int waitpid(int pid, out int status, int options);
