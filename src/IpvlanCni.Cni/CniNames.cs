@@ -43,6 +43,8 @@ public static class CniNames
             problem = $"is '{name}'";
         else if (name.AsSpan().IndexOfAny('/', ':') >= 0 || name.Any(char.IsWhiteSpace) || name.Contains('\0'))
             problem = "contains '/', ':', NUL or whitespace";
+        else if (name.Contains('\uFFFD'))
+            problem = "is not valid UTF-8 (the runtime's bytes were replaced; two different names would become one)";
         else if (name.Contains('%'))
             problem = "contains '%' (the kernel would take the name as a template like eth%d and pick another)";
         return problem.Length == 0;

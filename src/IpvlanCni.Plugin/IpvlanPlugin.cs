@@ -62,7 +62,6 @@ public sealed class IpvlanPlugin : ICniPlugin
         if (ipam is DelegatingIpam delegating)
             delegating.FindPlugin(request.PluginPaths);
         void Reach(string step) => FaultPoints.Reach(step, request.Environment);
-        bool recordLost = false;
         store.Save(record);
         try
         {
@@ -82,24 +81,9 @@ public sealed class IpvlanPlugin : ICniPlugin
             var early = ipam is DelegatingIpam or DhcpAgentIpam
                 ? PodInterface.CreateLink(config, master, host, pod, podNs, record, Reach, up: true)
                 : null;
-            CniResult addresses;
-            if (RunsOutsideLock(ipam))
-            {
-                // A delegate is the request's to make wait: the node lock is not held while it runs. The record, the
-                // claim and the master's user mark keep everything this ADD made so far; it goes on under the lock.
-                nodeLock.Release();
-                addresses = ipam!.Allocate(request);
-                nodeLock.Retake(config.Timeouts.Lock);
-                // A DEL of this attachment that ran meanwhile removed everything the record named, the record last.
-                if (store.TryLoadAttachment(record.Network, record.ContainerId, record.IfName)?.TemporaryName != record.TemporaryName)
-                {
-                    recordLost = true;
-                    throw new CniException(CniErrorCode.TryAgainLater,
-                        $"container {request.ContainerId}: a DEL of {request.IfName} on network {config.Network.Name} ran while its IPAM plugin answered; ADD again");
-                }
-            }
-            else
-                addresses = ipam is null ? PreviousAddresses(config) : ipam.Allocate(request);
+            // A delegated IPAM plugin runs under the node lock, bounded by timeouts.ipam: released for it, a slow
+            // delegate raced a DEL and a re-ADD of the same attachment (its rollback freed the newer one's addresses).
+            var addresses = ipam is null ? PreviousAddresses(config) : ipam.Allocate(request);
             if (addresses.Ips.Count == 0)
                 throw new CniException(CniErrorCode.InvalidNetworkConfig, "ipam: no IP addresses to configure");
             // The built-in IPAMs skip these already; a delegate or a prevResult does not know them.
@@ -145,17 +129,8 @@ public sealed class IpvlanPlugin : ICniPlugin
         {
             try
             {
-                if (RunsOutsideLock(ipam))
-                    nodeLock.Release();
-                var release = ReleaseOutsideLock(ipam, request);
-                if (!recordLost)
-                {
-                    nodeLock.Retake(config.Timeouts.Lock);
-                    using var hostClient = new HostClient(host);
-                    Teardown(config, request, record, hostClient, store, release, podNs, pod);
-                }
-                else if (release.Failure is { } failure)
-                    throw failure;
+                using var hostClient = new HostClient(host);
+                Teardown(config, request, record, hostClient, store, ipam, podNs, pod);
             }
             catch (Exception rollbackFailure)
             {
@@ -176,12 +151,10 @@ public sealed class IpvlanPlugin : ICniPlugin
         using var pod = podNs is null ? null : RouteClient.OpenIn(podNs);
         using var host = new HostClient(config.LinkInContainer ? pod : null);
         var ipam = config.Ipam is { } ipamConfig ? IpamFactory.Create(ipamConfig, request, config.Timeouts.Ipam) : null;
-        // A delegate runs before the lock is taken (a kill after it leaves the record: the next DEL asks it again).
-        var release = ReleaseOutsideLock(ipam, request);
         using var nodeLock = store.Lock(config.Timeouts.Lock);
         // Read again under the lock: an ADD or DEL that held it may have changed it.
         record = store.TryLoadAttachment(config.Network.Name, request.ContainerId, request.IfName);
-        Teardown(config, request, record, host, store, release, podNs, pod);
+        Teardown(config, request, record, host, store, ipam, podNs, pod);
     }
 
     public void Check(CniRequest request)
@@ -245,39 +218,26 @@ public sealed class IpvlanPlugin : ICniPlugin
         var valid = validAttachments.Select(a => (a.ContainerId, a.IfName)).ToHashSet();
         using var store = StateStore.Open(config.StateDir);
         var errors = new List<string>();
-        // The stale pods' namespaces are opened before the lock (each bounded): none can stall the node under it; a
-        // delegated IPAM plugin releases each before it too.
-        var stale = new List<(AttachmentRecord Record, NetNamespace? Namespace, CniRequest Request, AddressRelease Release)>();
+        // The stale pods' namespaces are opened before the lock (each bounded): none can stall the node under it.
+        var stale = new List<(AttachmentRecord Record, NetNamespace? Namespace)>();
         foreach (var record in store.ListAttachments(config.Network.Name))
             if (!valid.Contains((record.ContainerId.Value, record.IfName.Value)))
-            {
-                // The runtime has forgotten the pod: its namespace and link are gone or about to go.
-                var staleRequest = request with { ContainerId = record.ContainerId, IfName = record.IfName, NetnsPath = record.NetnsPath };
-                AddressRelease release;
-                try
-                {
-                    var ipam = config.Ipam is { } stored ? IpamFactory.Create(stored, staleRequest, config.Timeouts.Ipam) : null;
-                    release = ReleaseOutsideLock(ipam, staleRequest);
-                }
-                catch (Exception e)
-                {
-                    release = new AddressRelease(null, Done: true, e);
-                }
-                stale.Add((record, TryOpenNamespace(record.NetnsPath), staleRequest, release));
-            }
+                stale.Add((record, TryOpenNamespace(record.NetnsPath)));
         try
         {
             using (store.Lock(config.Timeouts.Lock))
             using (var host = new HostClient())
             {
-                foreach (var (record, ns, staleRequest, release) in stale)
+                foreach (var (record, ns) in stale)
                 {
                     try
                     {
                         // Read again under the lock: a DEL may have removed it meanwhile.
                         if (store.TryLoadAttachment(record.Network, record.ContainerId, record.IfName) is not { } current)
                             continue;
-                        Teardown(config, staleRequest, current, host, store, release, ns, pod: null);
+                        // The runtime has forgotten the pod: its namespace and link are gone or about to go.
+                        var staleRequest = request with { ContainerId = current.ContainerId, IfName = current.IfName, NetnsPath = current.NetnsPath };
+                        Teardown(config, staleRequest, current, host, store, ipam: null, ns, pod: null);
                     }
                     catch (Exception e)
                     {
@@ -289,7 +249,7 @@ public sealed class IpvlanPlugin : ICniPlugin
         }
         finally
         {
-            foreach (var (_, ns, _, _) in stale)
+            foreach (var (_, ns) in stale)
                 ns?.Dispose();
         }
         if (config.Ipam is { } ipamConfig)
@@ -314,7 +274,7 @@ public sealed class IpvlanPlugin : ICniPlugin
     /// and last the record: a kill at any point leaves the record, from which the next DEL or GC finishes the job.
     /// </summary>
     static void Teardown(PluginConfig config, CniRequest request, AttachmentRecord? record, HostClient host, StateStore store,
-        AddressRelease release, NetNamespace? podNs, RouteClient? pod)
+        IIpam? ipam, NetNamespace? podNs, RouteClient? pod)
     {
         var errors = new List<Exception>();
         void Step(Action step)
@@ -329,13 +289,10 @@ public sealed class IpvlanPlugin : ICniPlugin
             }
         }
 
-        if (release.Done)
-        {
-            if (release.Failure is { } failure)
-                errors.Add(failure);
-        }
-        else if (release.Ipam is { } ipam)
+        if (ipam is not null)
             Step(() => ipam.Release(request));
+        else if (record is not null && config.Ipam is { } ipamConfig)
+            Step(() => IpamFactory.Create(ipamConfig, request, config.Timeouts.Ipam).Release(request));
         if (podNs is not null)
             Step(() => DeletePodLink(config, request, record, host, store, podNs, pod));
         if (record?.HostInterface is { } hostInterface)
@@ -398,7 +355,8 @@ public sealed class IpvlanPlugin : ICniPlugin
         if (mayDeleteName && record is null)
             mayDeleteName = !store.EnumerateAttachments(config.Network.Name)
                 .Any(r => r.IfName == request.IfName && r.Netns is { } ns && ns.Matches(live));
-        if (mayDeleteName && StateStore.NodeNamespace.Matches(live) && IsHostLinkName(request.IfName, store, config))
+        // In the node's own namespace every link is the node's unless our record says otherwise (and never our own).
+        if (mayDeleteName && StateStore.NodeNamespace.Matches(live) && (record is null || IsHostLinkName(request.IfName, store, config)))
             mayDeleteName = false;
         PodInterface.Delete(client, record, request.IfName, mayDeleteName, () => MasterIndex(config, record, host));
     }
@@ -417,27 +375,6 @@ public sealed class IpvlanPlugin : ICniPlugin
 
     static bool SameAttachment(AttachmentRecord a, AttachmentRecord b) =>
         a.Network == b.Network && a.ContainerId == b.ContainerId && a.IfName == b.IfName;
-
-    /// <summary>A delegated IPAM plugin is a program the request's configuration names: it never runs under the node lock.</summary>
-    static bool RunsOutsideLock(IIpam? ipam) => ipam is DelegatingIpam;
-
-    /// <summary>The IPAM step of a teardown: taken before the lock (a delegate; with its failure, if any), or to take under it.</summary>
-    readonly record struct AddressRelease(IIpam? Ipam, bool Done = false, Exception? Failure = null);
-
-    static AddressRelease ReleaseOutsideLock(IIpam? ipam, CniRequest request)
-    {
-        if (!RunsOutsideLock(ipam))
-            return new AddressRelease(ipam);
-        try
-        {
-            ipam!.Release(request);
-            return new AddressRelease(ipam, Done: true);
-        }
-        catch (Exception e)
-        {
-            return new AddressRelease(ipam, Done: true, e);
-        }
-    }
 
     /// <summary>
     /// The ifindex of the master a pod link of ours hangs off: recorded at ADD, or looked up by the recorded (DEL

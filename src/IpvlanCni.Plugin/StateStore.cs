@@ -179,11 +179,10 @@ public sealed class StateStore : IDisposable
 
     /// <summary>
     /// Takes the node-wide lock, waiting at most <paramref name="timeout"/>: then code 11 (try again later). Take it
-    /// only after opening whatever the request names (netns, files): nothing a request controls is waited on under it.
+    /// only after opening whatever the request names (netns, files). A delegated IPAM plugin, the agent and the wire
+    /// probe still run under it, each bounded by its own deadline (README, Threat model: known gaps).
     /// </summary>
-    public NodeLock Lock(TimeSpan timeout) => new(this, TakeLock(timeout));
-
-    IDisposable TakeLock(TimeSpan timeout)
+    public IDisposable Lock(TimeSpan timeout)
     {
         FileDescriptor file;
         try
@@ -204,30 +203,6 @@ public sealed class StateStore : IDisposable
             file.Dispose();
             throw;
         }
-    }
-
-    /// <summary>
-    /// The node lock, held from <see cref="Lock"/>; released around a wait on something the request controls (a
-    /// delegated IPAM plugin) and taken again for what follows.
-    /// </summary>
-    public sealed class NodeLock : IDisposable
-    {
-        readonly StateStore _store;
-        IDisposable? _held;
-
-        internal NodeLock(StateStore store, IDisposable held) => (_store, _held) = (store, held);
-
-        public bool IsHeld => _held is not null;
-
-        public void Release()
-        {
-            _held?.Dispose();
-            _held = null;
-        }
-
-        public void Retake(TimeSpan timeout) => _held ??= _store.TakeLock(timeout);
-
-        public void Dispose() => Release();
     }
 
     /// <summary>

@@ -28,6 +28,8 @@ public sealed class HostileNode : IDisposable
         NodeSnapshot.Take(Node);
         Primed = Cni.Add(Config, Pod, "primed").Succeeded();
         Pod.Client.CreateLink(new DummyLinkSpec("dummy9"));
+        // Someone else's ipvlan slave of the master in the node's own namespace: a DEL without a record leaves it.
+        Node.Client.CreateLink(new IpvlanLinkSpec("foreign0", Node.Master.Index, IpvlanMode.L2));
 
         Junk = $"/tmp/{Node.Name}-junk";
         Directory.CreateDirectory($"{Junk}/dir");
@@ -228,6 +230,10 @@ public class HostileInputTests(HostileNode fixture) : KernelTest, IClassFixture<
             e => e["CNI_NETNS"] = n.Node.Namespace.Path)),
         ["DEL with the node's namespace naming our host-side link"] = new(0, "", n => Del(n, $"ipvlh{n.Node.Master.Index}",
             e => e["CNI_NETNS"] = n.Node.Namespace.Path)),
+        ["DEL without a record with the node's namespace naming another ipvlan slave of the master"] = new(0, "", n => Del(n, "foreign0",
+            e => e["CNI_NETNS"] = n.Node.Namespace.Path)),
+        // Bytes that are not UTF-8 all decode to U+FFFD: two different names would become one link and one record.
+        ["CNI_IFNAME not UTF-8"] = new(4, "CNI_IFNAME", n => Add(n, e => e["CNI_IFNAME"] = "a\uFFFD")),
         ["ADD with the node's namespace and a port link's name"] = new(4, "CNI_IFNAME", n => Build(n, env: e =>
         {
             e["CNI_NETNS"] = n.Node.Namespace.Path;

@@ -318,38 +318,6 @@ public class OwnershipTests : KernelTest
         return (config, new Dictionary<string, string> { ["CNI_PATH"] = $"{bin}:{CniRuntime.CniPath}" });
     }
 
-    /// <summary>The node lock is not held while a delegated IPAM plugin runs, in ADD nor in DEL.</summary>
-    [Fact]
-    public async Task A_slow_delegated_ipam_holds_up_no_other_containers_add_or_del()
-    {
-        using var node = new TestNode();
-        var cni = new PluginRunner(node);
-        var (slow, env) = SlowDelegate(cni, "slowipam", "10.10.0.0/24", "sleep 4");
-        var other = cni.Config("quick", "10.10.1.0/24");
-        var slowPod = node.AddPod();
-        var quickPod = node.AddPod();
-        cni.Add(other, quickPod, "warm").Succeeded();
-        cni.Del(other, quickPod, "warm").Succeeded();
-        var before = NodeSnapshot.Take(cni, slowPod, quickPod);
-
-        foreach (string command in new[] { "ADD", "DEL" })
-        {
-            var clock = Stopwatch.StartNew();
-            var slowCall = Task.Run(() => cni.Run(command, slow, "s1", slowPod.Path, "eth0", env));
-            await Task.Delay(500); // the delegate is running now
-            var started = Stopwatch.StartNew();
-            var quickCall = command == "ADD" ? cni.Add(other, quickPod, "q1") : cni.Del(other, quickPod, "q1");
-            var quickTime = started.Elapsed;
-            (await slowCall).Succeeded($"the slow delegate's {command}");
-            var slowTime = clock.Elapsed;
-            quickCall.Succeeded($"the other container's {command}");
-            Assert.True(slowTime > TimeSpan.FromSeconds(3.5), $"the slow {command} took only {slowTime}: its delegate did not run");
-            Assert.True(quickTime < TimeSpan.FromSeconds(2), $"the other container's {command} took {quickTime}: it waited for the delegate");
-        }
-        Assert.Null(slowPod.Client.TryGetLink("eth0"));
-        NodeSnapshot.Take(cni, slowPod, quickPod).AssertSameAs(before, "ADD and DEL beside a slow delegate");
-    }
-
     /// <summary>A delegate that forks a child which keeps stdout open (as the reference dhcp daemon may) has answered when it exits.</summary>
     [Fact]
     public void A_delegated_ipam_that_leaves_a_child_holding_stdout_answers_add_before_its_deadline()
