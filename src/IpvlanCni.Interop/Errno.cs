@@ -33,6 +33,7 @@ public enum Errno
     EOPNOTSUPP = 95,
     EADDRNOTAVAIL = 99,
     ENETUNREACH = 101,
+    ECONNREFUSED = 111,
     EHOSTUNREACH = 113,
 }
 

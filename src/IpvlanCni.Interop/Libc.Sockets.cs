@@ -2,6 +2,14 @@ using System.Runtime.InteropServices;
 
 namespace IpvlanCni.Interop;
 
+/// <summary>struct sockaddr_un (sys/un.h).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct sockaddr_un
+{
+    public ushort sun_family;
+    public fixed byte sun_path[108];
+}
+
 /// <summary>struct sockaddr_nl (linux/netlink.h).</summary>
 [StructLayout(LayoutKind.Sequential)]
 public struct sockaddr_nl
@@ -155,6 +163,59 @@ public static unsafe partial class Libc
                     return (int)received;
                 if (ErrnoInfo.Last != Errno.EINTR)
                     throw SystemCallException.FromLast("recv(netlink)");
+            }
+        }
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int connect(int fd, sockaddr_un* address, int addressLength);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint send(int fd, byte* buffer, nuint length, int flags);
+
+    const int SOCK_STREAM = 1, MSG_NOSIGNAL = 0x4000;
+    /// <summary>sun_path holds this many bytes and a terminating NUL.</summary>
+    public const int MaxUnixSocketPathBytes = 107;
+
+    /// <summary>
+    /// A non-blocking AF_UNIX stream socket connected to <paramref name="path"/>, or null with connect's errno
+    /// (EAGAIN: the listener's backlog is full; ENOENT: no socket there; ECONNREFUSED: nobody listens).
+    /// </summary>
+    public static FileDescriptor? TryConnectUnixStream(string path, out Errno failure)
+    {
+        var address = new sockaddr_un { sun_family = (ushort)AF_UNIX };
+        int length = System.Text.Encoding.UTF8.GetBytes(path, new Span<byte>(address.sun_path, MaxUnixSocketPathBytes));
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | O_NONBLOCK, 0);
+        if (fd < 0)
+            throw SystemCallException.FromLast("socket(AF_UNIX)");
+        var socketFd = new FileDescriptor(fd);
+        while (connect(fd, &address, sizeof(ushort) + length + 1) != 0)
+        {
+            failure = ErrnoInfo.Last;
+            if (failure == Errno.EINTR)
+                continue;
+            socketFd.Dispose();
+            return null;
+        }
+        failure = Errno.None;
+        return socketFd;
+    }
+
+    /// <summary>send(2) without waiting and without SIGPIPE: bytes sent, -1 when the socket's buffer is full now.</summary>
+    public static int SendNonBlocking(FileDescriptor fd, ReadOnlySpan<byte> buffer)
+    {
+        fixed (byte* p = buffer)
+        {
+            while (true)
+            {
+                nint n = send(fd.Value, p, (nuint)buffer.Length, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n >= 0)
+                    return (int)n;
+                var errno = ErrnoInfo.Last;
+                if (errno == Errno.EAGAIN)
+                    return -1;
+                if (errno != Errno.EINTR)
+                    throw SystemCallException.FromLast("send");
             }
         }
     }

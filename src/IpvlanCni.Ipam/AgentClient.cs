@@ -1,13 +1,15 @@
-using System.Net.Sockets;
+using System.Text;
 using System.Text.Json;
 using IpvlanCni.Agent;
 using IpvlanCni.Cni;
+using IpvlanCni.Interop;
 
 namespace IpvlanCni.Ipam;
 
 /// <summary>
 /// One request to the node agent: connect (non-blocking, bounded), one line out, one line back, all under a
-/// deadline. An absent agent is a clear code 11 that says how to start it.
+/// deadline, on the calling thread (poll on our own socket: no socket engine, no thread pool). An absent agent is a
+/// clear code 11 that says how to start it.
 /// </summary>
 public sealed class AgentClient(string socketPath, string who, TimeSpan requestTimeout)
 {
@@ -22,22 +24,29 @@ public sealed class AgentClient(string socketPath, string who, TimeSpan requestT
     {
         var line = AgentProtocol.Request(service, op, args);
         using var socket = Connect();
-        var deadline = DateTime.UtcNow + requestTimeout;
+        long deadline = Environment.TickCount64 + (long)requestTimeout.TotalMilliseconds;
         var buffer = new byte[AgentProtocol.MaxResponseBytes];
-        int length = 0;
         try
         {
-            socket.SendTimeout = (int)requestTimeout.TotalMilliseconds;
-            socket.Send(line);
+            for (int sent = 0; sent < line.Length;)
+            {
+                int n = Libc.SendNonBlocking(socket, line.AsSpan(sent));
+                if (n < 0)
+                    Wait(socket, Libc.POLLOUT, deadline, op);
+                else
+                    sent += n;
+            }
+            int length = 0;
             while (true)
             {
-                int left = (int)(deadline - DateTime.UtcNow).TotalMilliseconds;
-                if (left <= 0)
-                    throw new SocketException((int)SocketError.TimedOut);
-                socket.ReceiveTimeout = left;
                 if (length == buffer.Length)
                     throw new CniException(CniErrorCode.IpamPluginFailed, $"{who}: the agent's answer is longer than {buffer.Length} bytes");
-                int n = socket.Receive(buffer, length, buffer.Length - length, SocketFlags.None);
+                int n = Libc.ReadNonBlocking(socket.Value, buffer.AsSpan(length));
+                if (n < 0)
+                {
+                    Wait(socket, Libc.POLLIN, deadline, op);
+                    continue;
+                }
                 if (n == 0)
                     throw new CniException(CniErrorCode.IpamPluginFailed, $"{who}: the agent on {SocketPath} closed the connection without an answer to {op}");
                 int newline = Array.IndexOf(buffer, (byte)'\n', length, n);
@@ -46,40 +55,45 @@ public sealed class AgentClient(string socketPath, string who, TimeSpan requestT
                     return AgentProtocol.ReadResponse(buffer.AsMemory(0, newline));
             }
         }
-        catch (SocketException e)
+        catch (SystemCallException e)
         {
-            string why = e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock
-                ? $"no answer within {requestTimeout.TotalSeconds:0} s" : e.Message;
-            throw new CniException(CniErrorCode.TryAgainLater, $"{who}: the agent on {SocketPath} did not answer {op}: {why}");
+            throw new CniException(CniErrorCode.TryAgainLater, $"{who}: the agent on {SocketPath} did not answer {op}: {e.Message}");
         }
     }
 
-    /// <summary>Non-blocking, so that an agent with a full backlog cannot hold the plugin past the deadline.</summary>
-    Socket Connect()
+    void Wait(FileDescriptor socket, short events, long deadline, string op)
     {
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { Blocking = false };
-        var deadline = DateTime.UtcNow + ConnectTimeout;
+        Span<pollfd> fds = [new pollfd { fd = socket.Value, events = events }];
+        long left = deadline - Environment.TickCount64;
+        if (left <= 0 || Libc.Poll(fds, (int)left) == 0 && Environment.TickCount64 >= deadline)
+            throw new CniException(CniErrorCode.TryAgainLater,
+                $"{who}: the agent on {SocketPath} did not answer {op}: no answer within {requestTimeout.TotalSeconds:0} s");
+    }
+
+    /// <summary>Non-blocking, so that an agent with a full backlog cannot hold the plugin past the deadline.</summary>
+    FileDescriptor Connect()
+    {
+        if (Encoding.UTF8.GetByteCount(SocketPath) > Libc.MaxUnixSocketPathBytes)
+            throw new CniException(CniErrorCode.InvalidNetworkConfig,
+                $"ipam.agentSocket: \"{CniNames.Truncate(SocketPath)}\" is longer than a unix socket path can be ({Libc.MaxUnixSocketPathBytes} bytes)");
+        long deadline = Environment.TickCount64 + (long)ConnectTimeout.TotalMilliseconds;
         while (true)
         {
-            try
-            {
-                socket.Connect(new UnixDomainSocketEndPoint(SocketPath));
-                socket.Blocking = true;
+            if (Libc.TryConnectUnixStream(SocketPath, out var failure) is { } socket)
                 return socket;
-            }
-            catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.TryAgain && DateTime.UtcNow < deadline)
+            if (failure == Errno.EAGAIN && Environment.TickCount64 < deadline)
             {
-                Thread.Sleep(20); // EAGAIN: the agent's backlog is full
+                Thread.Sleep(20); // the agent's backlog is full
+                continue;
             }
-            catch (SocketException e)
+            string why = failure switch
             {
-                socket.Dispose();
-                string why = !File.Exists(SocketPath) ? $"there is no socket at {SocketPath}"
-                    : e.SocketErrorCode == SocketError.ConnectionRefused ? $"nothing listens on {SocketPath}"
-                    : $"connecting to {SocketPath}: {e.Message}";
-                Unreachable = true;
-                throw new CniException(CniErrorCode.TryAgainLater, $"{who}: the agent is not running ({why}); start it with `ipvlan-cni agent` (or `systemctl start ipvlan-cni-agent`)");
-            }
+                Errno.ENOENT => $"there is no socket at {SocketPath}",
+                Errno.ECONNREFUSED => $"nothing listens on {SocketPath}",
+                _ => $"connecting to {SocketPath}: {ErrnoInfo.Describe((int)failure)}",
+            };
+            Unreachable = true;
+            throw new CniException(CniErrorCode.TryAgainLater, $"{who}: the agent is not running ({why}); start it with `ipvlan-cni agent` (or `systemctl start ipvlan-cni-agent`)");
         }
     }
 }
