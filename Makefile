@@ -76,7 +76,7 @@ $(MANIFEST_CHECK)/node_modules/.package-lock.json: $(MANIFEST_CHECK)/package-loc
 
 test: deps build publish deb image manifest-deps
 	rm -rf $(RESULTS)
-	status=0; $(MAKE) --no-print-directory unit-test kernel-test || status=$$?; tools/test-summary $(RESULTS); exit $$status
+	status=0; $(MAKE) -k --no-print-directory unit-test kernel-test || status=$$?; tools/test-summary $(RESULTS); exit $$status
 
 unit-test:
 	@status=0; for t in $(UNIT_TESTS); do \
