@@ -169,25 +169,17 @@ public sealed class DirectoryHandle : IDisposable
     }
 
     /// <summary>Opens (creating, never following a symlink) a regular file for flock.</summary>
-    public FileDescriptor OpenLockFile(string name, int mode = 0b110_000_000)
-    {
-        var fd = Libc.TryOpenAt(_fd, name, Libc.O_RDONLY | Libc.O_CREAT | Libc.O_NOFOLLOW | Libc.O_NONBLOCK, mode, out var errno)
-            ?? throw (errno == Errno.ELOOP
-                ? new UnsafePathException(Join(name), "is a symbolic link")
-                : new UnsafePathException(Join(name), $"cannot be opened: {ErrnoInfo.Describe((int)errno)}"));
-        if (Libc.Stat(fd).Type != Libc.S_IFREG)
-        {
-            fd.Dispose();
-            throw new UnsafePathException(Join(name), "is not a regular file");
-        }
-        return fd;
-    }
+    public FileDescriptor OpenLockFile(string name, int mode = 0b110_000_000) =>
+        OpenRegular(name, Libc.O_RDONLY | Libc.O_CREAT, mode);
 
     /// <summary>Opens a file for appending (created 0600 when absent); refuses a symlink and anything but a regular file.</summary>
-    public FileDescriptor OpenForAppend(string name)
+    public FileDescriptor OpenForAppend(string name) =>
+        OpenRegular(name, Libc.O_WRONLY | Libc.O_APPEND | Libc.O_CREAT | Libc.O_NOCTTY, 0b110_000_000);
+
+    /// <summary>openat without following a symlink or waiting (O_NONBLOCK), then only a regular file is kept.</summary>
+    FileDescriptor OpenRegular(string name, int flags, int mode)
     {
-        var fd = Libc.TryOpenAt(_fd, name, Libc.O_WRONLY | Libc.O_APPEND | Libc.O_CREAT | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY,
-                     0b110_000_000, out var errno)
+        var fd = Libc.TryOpenAt(_fd, name, flags | Libc.O_NOFOLLOW | Libc.O_NONBLOCK, mode, out var errno)
             ?? throw (errno == Errno.ELOOP
                 ? new UnsafePathException(Join(name), "is a symbolic link")
                 : new UnsafePathException(Join(name), $"cannot be opened: {ErrnoInfo.Describe((int)errno)}"));

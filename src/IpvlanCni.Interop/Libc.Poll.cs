@@ -63,37 +63,29 @@ public static unsafe partial class Libc
     public static int ReadNonBlocking(int fd, Span<byte> buffer)
     {
         fixed (byte* p = buffer)
-        {
             while (true)
-            {
-                nint n = read(fd, p, (nuint)buffer.Length);
-                if (n >= 0)
-                    return (int)n;
-                var errno = ErrnoInfo.Last;
-                if (errno == Errno.EAGAIN)
-                    return -1;
-                if (errno != Errno.EINTR)
-                    throw SystemCallException.FromLast("read");
-            }
-        }
+                if (NonBlocking(read(fd, p, (nuint)buffer.Length), "read") is { } n)
+                    return n;
     }
 
     /// <summary>write(2) of a non-blocking descriptor: bytes written, -1 when the pipe is full now.</summary>
     public static int WriteNonBlocking(int fd, ReadOnlySpan<byte> buffer)
     {
         fixed (byte* p = buffer)
-        {
             while (true)
-            {
-                nint n = write(fd, p, (nuint)buffer.Length);
-                if (n >= 0)
-                    return (int)n;
-                var errno = ErrnoInfo.Last;
-                if (errno == Errno.EAGAIN)
-                    return -1;
-                if (errno != Errno.EINTR)
-                    throw SystemCallException.FromLast("write");
-            }
-        }
+                if (NonBlocking(write(fd, p, (nuint)buffer.Length), "write") is { } n)
+                    return n;
+    }
+
+    /// <summary>
+    /// The answer of one non-blocking read, write or send: its byte count, -1 for EAGAIN (nothing can move now), null
+    /// for EINTR (call again); any other errno is thrown.
+    /// </summary>
+    static int? NonBlocking(nint result, string call)
+    {
+        if (result >= 0)
+            return (int)result;
+        var errno = ErrnoInfo.Last;
+        return errno == Errno.EAGAIN ? -1 : errno == Errno.EINTR ? null : throw new SystemCallException(call, errno);
     }
 }

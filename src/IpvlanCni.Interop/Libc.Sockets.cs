@@ -205,18 +205,8 @@ public static unsafe partial class Libc
     public static int SendNonBlocking(FileDescriptor fd, ReadOnlySpan<byte> buffer)
     {
         fixed (byte* p = buffer)
-        {
             while (true)
-            {
-                nint n = send(fd.Value, p, (nuint)buffer.Length, MSG_DONTWAIT | MSG_NOSIGNAL);
-                if (n >= 0)
-                    return (int)n;
-                var errno = ErrnoInfo.Last;
-                if (errno == Errno.EAGAIN)
-                    return -1;
-                if (errno != Errno.EINTR)
-                    throw SystemCallException.FromLast("send");
-            }
-        }
+                if (NonBlocking(send(fd.Value, p, (nuint)buffer.Length, MSG_DONTWAIT | MSG_NOSIGNAL), "send") is { } n)
+                    return n;
     }
 }
