@@ -101,7 +101,7 @@ public sealed class ClusterLab : IDisposable
             ["agentSocket"] = node.AgentSocket,
             ["keyPrefix"] = KeyPrefix,
             ["blockSize"] = blockSize,
-            ["timeoutSeconds"] = 20,
+            ["timeoutSeconds"] = 60, // the first ADDs of a fresh agent on the sandbox's one CPU have run out of 20 s (twice in ~6 runs)
             ["ranges"] = new JsonArray(new JsonArray(new JsonObject
             {
                 ["subnet"] = Subnet.ToString(),
