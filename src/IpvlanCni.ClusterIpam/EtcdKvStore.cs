@@ -57,6 +57,11 @@ public sealed class EtcdKvStore : IKvStore, IDisposable
             KeepAlivePingDelay = TimeSpan.FromSeconds(10),
             KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
         };
+        // Without gRPC's own connection manager: after a failed connect it backs the subchannel off (1 s growing to
+        // 120 s) and fails every call meanwhile with "Error connecting to subchannel", so one slow first connect of a
+        // fresh agent outlasted a 60 s ADD deadline. Here each call connects through the handler's pool, and Call's
+        // loop alone decides when to try again and which member to try.
+        handler.Properties["__GrpcLoadBalancingDisabled"] = true;
         if (config.CertFile is { } cert)
             handler.SslOptions.ClientCertificates = [X509Certificate2.CreateFromPem(ReadPem(cert, "etcdCertFile"), ReadPem(config.KeyFile!, "etcdKeyFile"))];
         if (config.CaFile is { } caFile)

@@ -137,4 +137,60 @@ public class EtcdTests(SingleEtcd etcd, ITestOutputHelper output) : IClassFixtur
         Assert.Throws<StoreUnavailableException>(() => new ClusterIpamEngine(store).Add(config, Att("n1", "c1"), DateTimeOffset.UtcNow.AddSeconds(2)));
         Assert.InRange(clock.Elapsed.TotalSeconds, 0, 3);
     }
+    /// <summary>
+    /// The agent's store keeps no hidden back-off: after its calls failed for 10 s (the member down, as when etcd is
+    /// restarted or a fresh agent's first connects were slow), the first call after the member listens again
+    /// succeeds. gRPC's own connection manager here waited out a back-off of its own and failed calls meanwhile.
+    /// </summary>
+    [Fact]
+    public void AStoreWhoseCallsFailedReachesEtcdAsSoonAsItListensAgain()
+    {
+        using var cluster = new EtcdCluster(1);
+        var member = cluster.Members[0];
+        var config = Parse("n1", """[[{"subnet":"10.9.0.0/28"}]]""", "", cluster.EndpointsJson, "backoff");
+        using var store = new EtcdKvStore(config);
+        store.Read([Read.One("/backoff")], Soon);
+
+        cluster.Kill(member);
+        var down = System.Diagnostics.Stopwatch.StartNew();
+        int failed = 0;
+        using (var silent = new SilentPort(member.ClientPort))
+            while (down.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                Assert.Throws<StoreUnavailableException>(() => store.Read([Read.One("/backoff")], DateTimeOffset.UtcNow.AddMilliseconds(2500)));
+                failed++;
+            }
+        cluster.Start(member);
+        cluster.WaitHealthy(TimeSpan.FromSeconds(30));
+
+        var reply = Record.Exception(() => store.Read([Read.One("/backoff")], DateTimeOffset.UtcNow.AddSeconds(3)));
+        Assert.True(reply is null, $"after {failed} failed calls in 10 s, the first call once etcd listened again failed: {reply?.Message}");
+    }
+}
+
+/// <summary>
+/// A loopback port whose connects neither complete nor fail: a listener that never accepts, its one-slot backlog
+/// filled, so the kernel drops every further SYN and a client's connect runs into its own timeout.
+/// </summary>
+sealed class SilentPort : IDisposable
+{
+    readonly System.Net.Sockets.Socket _listener = new(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+    readonly List<System.Net.Sockets.Socket> _fillers = [];
+
+    public SilentPort(int port)
+    {
+        _listener.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port));
+        _listener.Listen(0);
+        // Linux queues backlog + 1 connections: one filler takes the slot.
+        var filler = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        filler.Connect(_listener.LocalEndPoint!);
+        _fillers.Add(filler);
+    }
+
+    public void Dispose()
+    {
+        foreach (var f in _fillers)
+            f.Dispose();
+        _listener.Dispose();
+    }
 }
