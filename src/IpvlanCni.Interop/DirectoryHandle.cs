@@ -172,6 +172,13 @@ public sealed class DirectoryHandle : IDisposable
     public FileDescriptor OpenLockFile(string name, int mode = 0b110_000_000) =>
         OpenRegular(name, Libc.O_RDONLY | Libc.O_CREAT, mode);
 
+    /// <summary>The identity of the entry itself (a symlink's own, never its target's); null when absent.</summary>
+    public FileStatus? TryStat(string name)
+    {
+        using var fd = Libc.TryOpenAt(_fd, name, Libc.O_PATH | Libc.O_NOFOLLOW, 0, out _);
+        return fd is null ? null : Libc.Stat(fd);
+    }
+
     /// <summary>Opens a file for appending (created 0600 when absent); refuses a symlink and anything but a regular file.</summary>
     public FileDescriptor OpenForAppend(string name) =>
         OpenRegular(name, Libc.O_WRONLY | Libc.O_APPEND | Libc.O_CREAT | Libc.O_NOCTTY, 0b110_000_000);

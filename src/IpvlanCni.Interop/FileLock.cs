@@ -14,6 +14,46 @@ public static class FileLock
     public static IDisposable? TryAcquire(FileDescriptor file, TimeSpan timeout) =>
         Libc.TryLockExclusive(file, timeout) ? new Held(file) : null;
 
+    /// <summary>
+    /// The exclusive lock of a file that exists only while someone holds it (one per attachment: they must not pile
+    /// up). Waits at most <paramref name="timeout"/>; null when the deadline passed first. The holder removes the name
+    /// before it closes, so a waiter that then gets the lock of the removed file sees the name gone or naming another
+    /// file, and starts over on the name. A holder killed leaves the file, whose next holder removes it.
+    /// </summary>
+    public static IDisposable? TryAcquireRemovable(DirectoryHandle folder, string name, TimeSpan timeout)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            var file = folder.OpenLockFile(name);
+            var left = timeout - clock.Elapsed;
+            if (!Libc.TryLockExclusive(file, left > TimeSpan.Zero ? left : TimeSpan.Zero))
+            {
+                file.Dispose();
+                return null;
+            }
+            var locked = Libc.Stat(file);
+            if (folder.TryStat(name) is { } named && (named.Device, named.Inode) == (locked.Device, locked.Inode))
+                return new HeldRemovable(folder, name, file);
+            file.Dispose();
+        }
+    }
+
+    sealed class HeldRemovable(DirectoryHandle folder, string name, FileDescriptor file) : IDisposable
+    {
+        public void Dispose()
+        {
+            try
+            {
+                folder.DeleteFile(name);
+            }
+            finally
+            {
+                file.Dispose();
+            }
+        }
+    }
+
     sealed class Held(FileDescriptor file) : IDisposable
     {
         // Closing the descriptor releases the flock; this is the last reference to it.

@@ -11,7 +11,8 @@ namespace IpvlanCni.Plugin;
 /// <summary>
 /// The ipvlan CNI plugin. Every ADD writes its attachment record before it changes anything and then takes its
 /// steps in an order DEL can undo from that record alone; a failed ADD runs the same teardown as DEL.
-/// Host-side changes happen under one node-wide lock (ipvlan port mode, host-side slave, VLAN, NAT rules).
+/// Every call holds its attachment's lock throughout; host-side changes happen under one node-wide lock inside it
+/// (ipvlan port mode, host-side slave, VLAN, NAT rules), and IPAM runs outside the node lock.
 /// </summary>
 public sealed class IpvlanPlugin : ICniPlugin
 {
@@ -29,8 +30,25 @@ public sealed class IpvlanPlugin : ICniPlugin
         if (StateStore.NodeNamespace.Matches(podIdentity) && IsHostLinkName(request.IfName, store, config))
             throw new CniException(CniErrorCode.InvalidEnvironment,
                 $"CNI_IFNAME: \"{request.IfName}\" is a name the plugin keeps for its own links in the node's namespace, which CNI_NETNS names");
-        using var nodeLock = store.Lock(config.Timeouts.Lock);
+        using var attachmentLock = store.LockAttachment(config.Network.Name, request.ContainerId, request.IfName, config.Timeouts.Lock);
+        IDisposable? nodeLock = store.Lock(config.Timeouts.Lock);
+        try
+        {
+            return Add(request, config, store, podNs, pod, host, podIdentity, ref nodeLock);
+        }
+        finally
+        {
+            nodeLock?.Dispose();
+        }
+    }
 
+    /// <summary>
+    /// ADD under the attachment's lock, entered holding the node lock: the host-side steps run under it, IPAM between
+    /// two holds of it (its answer is the request's to give or withhold; nothing another pod needs waits for it).
+    /// </summary>
+    static CniResult Add(CniRequest request, PluginConfig config, StateStore store, NetNamespace podNs, RouteClient pod, RouteClient host,
+        NamespaceIdentity podIdentity, ref IDisposable? nodeLock)
+    {
         if (store.TryLoadAttachment(config.Network.Name, request.ContainerId, request.IfName) is not null)
             throw new CniException(CniErrorCode.AlreadyExists,
                 $"container {request.ContainerId} already has {request.IfName} on network {config.Network.Name}; DEL it first");
@@ -81,8 +99,10 @@ public sealed class IpvlanPlugin : ICniPlugin
             var early = ipam is DelegatingIpam or DhcpAgentIpam
                 ? PodInterface.CreateLink(config, master, host, pod, podNs, record, Reach, up: true)
                 : null;
-            // A delegated IPAM plugin runs under the node lock, bounded by timeouts.ipam: released for it, a slow
-            // delegate raced a DEL and a re-ADD of the same attachment (its rollback freed the newer one's addresses).
+            // Without the node lock: the attachment's own lock keeps its DEL and GC out meanwhile, and the master
+            // (this pod is its user), the claim and the record stay as they are for everyone else.
+            nodeLock!.Dispose();
+            nodeLock = null;
             var addresses = ipam is null ? PreviousAddresses(config) : ipam.Allocate(request);
             if (addresses.Ips.Count == 0)
                 throw new CniException(CniErrorCode.InvalidNetworkConfig, "ipam: no IP addresses to configure");
@@ -91,6 +111,7 @@ public sealed class IpvlanPlugin : ICniPlugin
                 throw nodeAddresses.Refusal(held.Address.Address, ipam is null ? "prevResult.ips" : "ipam");
             if (probe is not null)
                 addresses = WireProbe.Claim(probe, ipam!, request, addresses, master, config.LinkInContainer ? podNs : null);
+            nodeLock = store.Lock(config.Timeouts.Lock);
             record = record with { Addresses = addresses.Ips.Select(ip => ip.Address.ToString()).ToList() };
             store.Save(record);
             Reach("addresses-reserved");
@@ -129,8 +150,12 @@ public sealed class IpvlanPlugin : ICniPlugin
         {
             try
             {
+                nodeLock?.Dispose();
+                nodeLock = null;
+                var released = ReleaseAddresses(config, request, record, ipam);
+                nodeLock = store.Lock(config.Timeouts.Lock);
                 using var hostClient = new HostClient(host);
-                Teardown(config, request, record, hostClient, store, ipam, podNs, pod);
+                Teardown(config, request, record, hostClient, store, released, podNs, pod);
             }
             catch (Exception rollbackFailure)
             {
@@ -144,17 +169,18 @@ public sealed class IpvlanPlugin : ICniPlugin
     {
         var config = Parse(request);
         using var store = StateStore.Open(config.StateDir);
+        // Under the attachment's lock no other call changes its record: an ADD still waiting on IPAM finishes first.
+        using var attachmentLock = store.LockAttachment(config.Network.Name, request.ContainerId, request.IfName, config.Timeouts.Lock);
         var record = store.TryLoadAttachment(config.Network.Name, request.ContainerId, request.IfName);
-        // Opened before the lock: a namespace path is the request's, and opening it must not stall the node. Its
+        // Opened before the node lock: a namespace path is the request's, and opening it must not stall the node. Its
         // socket serves the whole DEL (and tells the namespace's cookie); the master's namespace is asked only if needed.
         using var podNs = TryOpenNamespace(request.NetnsPath.Length > 0 ? request.NetnsPath : record?.NetnsPath);
         using var pod = podNs is null ? null : RouteClient.OpenIn(podNs);
         using var host = new HostClient(config.LinkInContainer ? pod : null);
         var ipam = config.Ipam is { } ipamConfig ? IpamFactory.Create(ipamConfig, request, config.Timeouts.Ipam) : null;
+        var released = ReleaseAddresses(config, request, record, ipam);
         using var nodeLock = store.Lock(config.Timeouts.Lock);
-        // Read again under the lock: an ADD or DEL that held it may have changed it.
-        record = store.TryLoadAttachment(config.Network.Name, request.ContainerId, request.IfName);
-        Teardown(config, request, record, host, store, ipam, podNs, pod);
+        Teardown(config, request, record, host, store, released, podNs, pod);
     }
 
     public void Check(CniRequest request)
@@ -225,27 +251,30 @@ public sealed class IpvlanPlugin : ICniPlugin
                 stale.Add((record, TryOpenNamespace(record.NetnsPath)));
         try
         {
-            using (store.Lock(config.Timeouts.Lock))
-            using (var host = new HostClient())
+            using var host = new HostClient();
+            foreach (var (record, ns) in stale)
             {
-                foreach (var (record, ns) in stale)
+                try
                 {
-                    try
-                    {
-                        // Read again under the lock: a DEL may have removed it meanwhile.
-                        if (store.TryLoadAttachment(record.Network, record.ContainerId, record.IfName) is not { } current)
-                            continue;
-                        // The runtime has forgotten the pod: its namespace and link are gone or about to go.
-                        var staleRequest = request with { ContainerId = current.ContainerId, IfName = current.IfName, NetnsPath = current.NetnsPath };
-                        Teardown(config, staleRequest, current, host, store, ipam: null, ns, pod: null);
-                    }
-                    catch (Exception e)
-                    {
-                        errors.Add($"{record.ContainerId}/{record.IfName}: {Describe(e)}");
-                    }
+                    // Each stale attachment as its DEL would be: its own lock, IPAM outside the node lock.
+                    using var attachmentLock = store.LockAttachment(record.Network, record.ContainerId, record.IfName, config.Timeouts.Lock);
+                    // Read again under its lock: a DEL may have removed it meanwhile.
+                    if (store.TryLoadAttachment(record.Network, record.ContainerId, record.IfName) is not { } current)
+                        continue;
+                    // The runtime has forgotten the pod: its namespace and link are gone or about to go.
+                    var staleRequest = request with { ContainerId = current.ContainerId, IfName = current.IfName, NetnsPath = current.NetnsPath };
+                    var released = ReleaseAddresses(config, staleRequest, current, ipam: null);
+                    using var nodeLock = store.Lock(config.Timeouts.Lock);
+                    Teardown(config, staleRequest, current, host, store, released, ns, pod: null);
                 }
-                store.DeleteTemporaries();
+                catch (Exception e)
+                {
+                    errors.Add($"{record.ContainerId}/{record.IfName}: {Describe(e)}");
+                }
             }
+            store.DeleteAbandonedAttachmentLocks();
+            using (store.Lock(config.Timeouts.Lock))
+                store.DeleteTemporaries();
         }
         finally
         {
@@ -274,9 +303,12 @@ public sealed class IpvlanPlugin : ICniPlugin
     /// and last the record: a kill at any point leaves the record, from which the next DEL or GC finishes the job.
     /// </summary>
     static void Teardown(PluginConfig config, CniRequest request, AttachmentRecord? record, HostClient host, StateStore store,
-        IIpam? ipam, NetNamespace? podNs, RouteClient? pod)
+        Exception? releaseFailure, NetNamespace? podNs, RouteClient? pod)
     {
         var errors = new List<Exception>();
+        // Not released: the record must stay for the next DEL, after the link steps below have been tried.
+        if (releaseFailure is not null)
+            errors.Add(releaseFailure);
         void Step(Action step)
         {
             try
@@ -289,10 +321,6 @@ public sealed class IpvlanPlugin : ICniPlugin
             }
         }
 
-        if (ipam is not null)
-            Step(() => ipam.Release(request));
-        else if (record is not null && config.Ipam is { } ipamConfig)
-            Step(() => IpamFactory.Create(ipamConfig, request, config.Timeouts.Ipam).Release(request));
         if (podNs is not null)
             Step(() => DeletePodLink(config, request, record, host, store, podNs, pod));
         if (record?.HostInterface is { } hostInterface)
@@ -334,6 +362,27 @@ public sealed class IpvlanPlugin : ICniPlugin
             store.RemoveUser(record.Master, record);
         }
         store.Remove(record);
+    }
+
+    /// <summary>
+    /// The first step of every teardown, taken under the attachment's lock without the node lock: the addresses go
+    /// back to IPAM (with a record, or with IPAM configured: a DEL without a record still releases by its key). The
+    /// failure, if any, is handed to <see cref="Teardown"/>, which keeps the record for the next DEL.
+    /// </summary>
+    static Exception? ReleaseAddresses(PluginConfig config, CniRequest request, AttachmentRecord? record, IIpam? ipam)
+    {
+        try
+        {
+            if (ipam is not null)
+                ipam.Release(request);
+            else if (record is not null && config.Ipam is { } ipamConfig)
+                IpamFactory.Create(ipamConfig, request, config.Timeouts.Ipam).Release(request);
+            return null;
+        }
+        catch (Exception e)
+        {
+            return e;
+        }
     }
 
     /// <summary>

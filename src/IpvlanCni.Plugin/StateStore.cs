@@ -99,7 +99,7 @@ public sealed class StateStore : IDisposable
     readonly DirectoryHandle _root;
     readonly DirectoryHandle _temporaries;
     readonly string _nodePath;
-    DirectoryHandle? _node, _nodeTemporaries;
+    DirectoryHandle? _node, _nodeTemporaries, _attachmentLocks;
     int _sequence;
 
     StateStore(DirectoryHandle root, DirectoryHandle temporaries, string nodePath)
@@ -179,8 +179,8 @@ public sealed class StateStore : IDisposable
 
     /// <summary>
     /// Takes the node-wide lock, waiting at most <paramref name="timeout"/>: then code 11 (try again later). Take it
-    /// only after opening whatever the request names (netns, files). A delegated IPAM plugin, the agent and the wire
-    /// probe still run under it, each bounded by its own deadline (README, Threat model: known gaps).
+    /// only after opening whatever the request names (netns, files) and inside <see cref="LockAttachment"/>; nothing
+    /// whose answer a request controls runs under it (IPAM runs between two holds of it).
     /// </summary>
     public IDisposable Lock(TimeSpan timeout)
     {
@@ -206,6 +206,46 @@ public sealed class StateStore : IDisposable
     }
 
     /// <summary>
+    /// Takes the lock of one attachment (network, container ID, ifname), waiting at most <paramref name="timeout"/>:
+    /// then code 11. ADD, DEL and GC of the attachment hold it throughout and take the node lock only inside it, never
+    /// the other way round. IPAM, whose answer a request controls (a delegated plugin, the agent, the wire probe, a
+    /// host-local store's lock), runs under this lock alone: a slow answer holds back only the same attachment's next
+    /// call (a runtime's DEL after its ADD timed out), never another pod's.
+    /// </summary>
+    public IDisposable LockAttachment(NetworkName network, ContainerId id, InterfaceName ifName, TimeSpan timeout)
+    {
+        string name = AttachmentLockName(network, id, ifName);
+        try
+        {
+            return FileLock.TryAcquireRemovable(AttachmentLocks, name, timeout) ?? throw new CniException(CniErrorCode.TryAgainLater,
+                $"another call for container {id} and {ifName} on network {network} held its lock for {timeout.TotalSeconds:0.#} s; try again later");
+        }
+        catch (UnsafePathException e)
+        {
+            throw Refused(e);
+        }
+    }
+
+    DirectoryHandle AttachmentLocks => _attachmentLocks ??= Node.OpenChild("attachment-locks", create: true)!;
+
+    /// <summary>
+    /// Removes the attachment locks a killed call left (its holder removes one as it lets go): each that nobody holds
+    /// is taken without waiting and let go, which removes it; one a live call holds stays.
+    /// </summary>
+    public void DeleteAbandonedAttachmentLocks()
+    {
+        try
+        {
+            foreach (string name in AttachmentLocks.ListNames())
+                FileLock.TryAcquireRemovable(AttachmentLocks, name, TimeSpan.Zero)?.Dispose();
+        }
+        catch (UnsafePathException e)
+        {
+            throw Refused(e);
+        }
+    }
+
+    /// <summary>
     /// The one place file names come from. A record is "&lt;container ID&gt;@&lt;ifname&gt;" ('@' is in neither name);
     /// when that would pass 200 bytes, the ID's first 128 characters, '~' and the SHA-256 of the whole pair (no
     /// container ID holds '~'). The whole ID is in the record; temporaries live in their own folder, never beside it.
@@ -217,6 +257,10 @@ public sealed class StateStore : IDisposable
             return plain;
         return $"{id.Value[..128]}~{Convert.ToHexStringLower(IpvlanCni.Network.Sha256.Hash(System.Text.Encoding.UTF8.GetBytes(plain)))}@{ifName.Value}";
     }
+
+    /// <summary>An attachment's lock: the SHA-256 of the three names (NUL is in none of them), the same for any stateDir.</summary>
+    public static string AttachmentLockName(NetworkName network, ContainerId id, InterfaceName ifName) =>
+        Convert.ToHexStringLower(IpvlanCni.Network.Sha256.Hash(System.Text.Encoding.UTF8.GetBytes($"{network.Value}\0{id.Value}\0{ifName.Value}")));
 
     public AttachmentRecord? TryLoadAttachment(NetworkName network, ContainerId id, InterfaceName ifName)
     {
@@ -451,6 +495,7 @@ public sealed class StateStore : IDisposable
         _temporaries.Dispose();
         _root.Dispose();
         _nodeTemporaries?.Dispose();
+        _attachmentLocks?.Dispose();
         _node?.Dispose();
     }
 

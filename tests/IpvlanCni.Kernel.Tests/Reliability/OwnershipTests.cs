@@ -104,6 +104,7 @@ public class OwnershipTests : KernelTest
         var second = node.AddPod();
         var config = cni.Config("locked", "10.10.0.0/24");
         config["timeouts"] = new JsonObject { ["lock"] = 1 };
+        var initial = NodeSnapshot.Take(cni, pod, second);
         cni.Add(config, pod, "c0").Succeeded(); // creates the node's folder and lock
         var before = NodeSnapshot.Take(cni, pod, second);
 
@@ -114,12 +115,15 @@ public class OwnershipTests : KernelTest
             var refused = cni.Add(config, second, "c1");
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"ADD waited {clock.Elapsed}");
             Assert.Contains("try again later", refused.FailedWith(11));
+            NodeSnapshot.Take(cni, pod, second).AssertSameAs(before, "an ADD refused for a held lock");
+            // DEL gives the addresses back before it needs the node lock; its record stays for the DEL the runtime retries.
             Assert.Equal(11, cni.Del(config, pod, "c0").ErrorCode);
+            Assert.True(cni.HasRecord("locked", "c0", "eth0"), "the refused DEL removed the record");
         }
-        NodeSnapshot.Take(cni, pod, second).AssertSameAs(before, "requests refused for a held lock");
         cni.Add(config, second, "c1").Succeeded("ADD once the lock is free");
         cni.Del(config, second, "c1").Succeeded();
-        cni.Del(config, pod, "c0").Succeeded();
+        cni.Del(config, pod, "c0").Succeeded("the retried DEL");
+        NodeSnapshot.Take(cni, pod, second).AssertSameAs(initial, "every DEL done");
     }
 
     [Fact]
@@ -316,6 +320,85 @@ public class OwnershipTests : KernelTest
         var config = cni.Config(network, subnet);
         config["ipam"]!["type"] = "slow-ipam";
         return (config, new Dictionary<string, string> { ["CNI_PATH"] = $"{bin}:{CniRuntime.CniPath}" });
+    }
+
+    /// <summary>
+    /// IPAM runs outside the node lock (under the attachment's own lock only): a delegated IPAM plugin that takes 6 s,
+    /// in ADD and in DEL, holds up no other container's ADD or DEL.
+    /// </summary>
+    [Fact]
+    public async Task A_slow_delegated_ipam_holds_up_no_other_containers_add_or_del()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var (slow, env) = SlowDelegate(cni, "slowipam", "10.10.0.0/24", "sleep 6");
+        var other = cni.Config("quick", "10.10.1.0/24");
+        var slowPod = node.AddPod();
+        var quickPod = node.AddPod();
+        cni.Add(other, quickPod, "warm").Succeeded();
+        cni.Del(other, quickPod, "warm").Succeeded();
+        var before = NodeSnapshot.Take(cni, slowPod, quickPod);
+
+        foreach (string command in new[] { "ADD", "DEL" })
+        {
+            var clock = Stopwatch.StartNew();
+            var slowCall = Task.Run(() => cni.Run(command, slow, "s1", slowPod.Path, "eth0", env));
+            await Task.Delay(1000); // the delegate is running now
+            var started = Stopwatch.StartNew();
+            var quickCall = command == "ADD" ? cni.Add(other, quickPod, "q1") : cni.Del(other, quickPod, "q1");
+            var quickTime = started.Elapsed;
+            (await slowCall).Succeeded($"the slow delegate's {command}");
+            var slowTime = clock.Elapsed;
+            quickCall.Succeeded($"the other container's {command}");
+            Assert.True(slowTime > TimeSpan.FromSeconds(5.5), $"the slow {command} took only {slowTime}: its delegate did not run");
+            Assert.True(quickTime < TimeSpan.FromSeconds(4), $"the other container's {command} took {quickTime}: it waited for the delegate");
+        }
+        Assert.Null(slowPod.Client.TryGetLink("eth0"));
+        NodeSnapshot.Take(cni, slowPod, quickPod).AssertSameAs(before, "ADD and DEL beside a slow delegate");
+    }
+
+    /// <summary>
+    /// What our own attack did to the first try at IPAM outside the node lock: while a slow delegate answers an ADD,
+    /// the runtime gives up and sends DEL, then ADD again, for the same attachment. Each waits for the attachment's
+    /// lock, so they run one after the other in some order, and whichever comes last decides: either the pod is
+    /// attached with the one address the store holds for it, record and all, or nothing of it is left.
+    /// </summary>
+    [Fact]
+    public async Task A_del_and_a_re_add_during_a_slow_ipam_add_of_the_same_attachment_leave_one_consistent_outcome()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var (slow, env) = SlowDelegate(cni, "racing", "10.10.0.0/24", "[ \"$CNI_COMMAND\" = ADD ] && sleep 3");
+        var pod = node.AddPod();
+        var before = NodeSnapshot.Take(cni, pod);
+
+        var first = Task.Run(() => cni.Run("ADD", slow, "r1", pod.Path, "eth0", env));
+        await Task.Delay(1000);
+        var del = Task.Run(() => cni.Run("DEL", slow, "r1", pod.Path, "eth0", env));
+        await Task.Delay(300);
+        var again = Task.Run(() => cni.Run("ADD", slow, "r1", pod.Path, "eth0", env));
+        var calls = await Task.WhenAll(first, del, again);
+        calls[0].Succeeded("the first ADD (it held the attachment's lock first)");
+        calls[1].Succeeded("the DEL");
+
+        var reserved = Directory.GetFiles($"{cni.DataDir}/racing").Select(Path.GetFileName).Where(f => System.Net.IPAddress.TryParse(f, out _)).ToList();
+        if (pod.Client.TryGetLink("eth0") is { } link)
+        {
+            // DEL ran before the second ADD: the pod is attached, with the address the store holds for it.
+            calls[2].Succeeded("the second ADD, after the DEL");
+            var held = Assert.Single(pod.Client.ListAddresses(System.Net.Sockets.AddressFamily.InterNetwork, link.Index));
+            Assert.Equal([held.Prefix.Address.ToString()], reserved);
+            Assert.True(cni.HasRecord("racing", "r1"), "the attached pod has no record");
+            cni.Run("DEL", slow, "r1", pod.Path, "eth0", env).Succeeded("the last DEL");
+        }
+        else
+        {
+            // The second ADD came before the DEL (and was refused: the attachment existed); the DEL removed it all.
+            Assert.NotEqual(0, calls[2].ExitCode);
+            Assert.Empty(reserved);
+            Assert.False(cni.HasRecord("racing", "r1"), "a record without its pod link");
+        }
+        NodeSnapshot.Take(cni, pod).AssertSameAs(before, "the race and its last DEL");
     }
 
     /// <summary>A delegate that forks a child which keeps stdout open (as the reference dhcp daemon may) has answered when it exits.</summary>
