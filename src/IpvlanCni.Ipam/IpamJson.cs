@@ -29,7 +29,7 @@ internal static class IpamJson
     {
         if (!TryGet(obj, name, out var v))
             return null;
-        return v.ValueKind == JsonValueKind.String ? v.GetString() : throw WrongType($"{path}.{name}", "a string", v);
+        return v.ValueKind == JsonValueKind.String ? CniConfigReader.ReadString(v, $"{path}.{name}") : throw WrongType($"{path}.{name}", "a string", v);
     }
 
     public static JsonElement? GetObject(JsonElement obj, string name, string path)
@@ -52,7 +52,7 @@ internal static class IpamJson
         int i = 0;
         foreach (var e in GetArray(obj, name, path))
         {
-            list.Add(e.ValueKind == JsonValueKind.String ? e.GetString()! : throw WrongType($"{path}.{name}[{i}]", "a string", e));
+            list.Add(e.ValueKind == JsonValueKind.String ? CniConfigReader.ReadString(e, $"{path}.{name}[{i}]") : throw WrongType($"{path}.{name}[{i}]", "a string", e));
             i++;
         }
         return list;
