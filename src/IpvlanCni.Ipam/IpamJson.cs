@@ -90,10 +90,13 @@ internal static class IpamJson
             if (r.ValueKind != JsonValueKind.Object)
                 throw WrongType(rp, "an object", r);
             var dst = GetString(r, "dst", rp) ?? throw Invalid($"{rp}.dst", "missing");
-            var gw = GetString(r, "gw", rp);
-            routes.Add(new CniRoute(ParseCidr(dst, $"{rp}.dst"))
+            var gwText = GetString(r, "gw", rp);
+            var destination = ParseCidr(dst, $"{rp}.dst");
+            var gw = gwText is null ? null : ParseIp(gwText, $"{rp}.gw");
+            CniResultJson.CheckFamily($"{rp}.gw", gw, destination.Family);
+            routes.Add(new CniRoute(destination)
             {
-                Gateway = gw is null ? null : ParseIp(gw, $"{rp}.gw"),
+                Gateway = gw,
                 Mtu = GetInt(r, "mtu", rp),
                 AdvMss = GetInt(r, "advmss", rp),
                 Priority = GetInt(r, "priority", rp),

@@ -58,6 +58,15 @@ public sealed class AgentAnswerTests : IDisposable
         Assert.StartsWith("ipam.agentSocket holds an escape of a lone UTF-16 surrogate", e.Message);
     }
 
+    [Fact]
+    public void RouteGatewayOfAnotherFamilyThanItsDestinationIsRefusedNamingIt()
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse("""{"routes":[{"dst":"0.0.0.0/0"},{"dst":"10.0.0.0/8","gw":"fd00::1"}]}""");
+        var e = Assert.Throws<CniException>(() => IpamJson.ParseRoutes(doc.RootElement, "ipam"));
+        Assert.Equal(CniErrorCode.DecodeFailure, e.Code);
+        Assert.Equal("ipam.routes[1].gw fd00::1 is not in the same address family as the destination/address beside it", e.Message);
+    }
+
     /// <summary>An ADD through the standalone plugin against a one-shot agent that sends <paramref name="answer"/>.</summary>
     CniException AddAgainst(string answer)
     {
