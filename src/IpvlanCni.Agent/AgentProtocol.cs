@@ -77,8 +77,12 @@ public static class AgentProtocol
         var root = CniConfigReader.Parse(line, "agent response");
         if (root.GetBoolean("ok") == true)
             return root.TryGetValue("result", out var result) ? result.Element : null;
-        int code = root.GetInt32("code", 1, 999) ?? CniErrorCode.Internal;
-        throw new CniException(code, root.GetString("msg") ?? "the agent refused the request without a reason");
+        // The agent is ours: a code outside the spec's 1..999 is a broken answer, not a refusal to relay.
+        long code = root.GetInt64("code") ?? CniErrorCode.Internal;
+        if (code is < 1 or > 999)
+            throw new CniException(CniErrorCode.IpamPluginFailed,
+                $"agent response: code is {code}, outside the CNI range 1..999: the agent's answer is broken");
+        throw new CniException((int)code, root.GetString("msg") ?? "the agent refused the request without a reason");
     }
 }
 

@@ -108,7 +108,24 @@ public readonly struct CniConfigReader
     /// <summary>A bare address ("10.1.1.1" or "fd00::1").</summary>
     public IPAddress? GetAddress(string name) => TryGetValue(name, out var v) ? v.AsAddress() : null;
 
-    public string AsString() => RequireKind(JsonValueKind.String).Element.GetString()!;
+    public string AsString() => ReadString(RequireKind(JsonValueKind.String).Element, DisplayPath);
+
+    /// <summary>
+    /// The one way input strings are read: a JSON string whose escapes name a lone UTF-16 surrogate ("\ud800")
+    /// has no text, and JsonElement.GetString throws for it; that is a decode failure (6) naming the field.
+    /// </summary>
+    public static string ReadString(JsonElement stringElement, string displayPath)
+    {
+        try
+        {
+            return stringElement.GetString()!;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new CniException(CniErrorCode.DecodeFailure,
+                $"{displayPath} holds an escape of a lone UTF-16 surrogate (like \\ud800), which is not text", e.Message, e);
+        }
+    }
 
     public bool AsBoolean() => Kind switch
     {

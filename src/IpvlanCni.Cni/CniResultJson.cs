@@ -272,11 +272,15 @@ public static class CniResultJson
         Options = [.. n.GetStringArray("options")],
     };
 
-    static void CheckFamily(CniConfigReader n, string name, IPAddress? address, AddressFamily family)
+    static void CheckFamily(CniConfigReader n, string name, IPAddress? address, AddressFamily family) =>
+        CheckFamily(n.Child(name), address, family);
+
+    /// <summary>The one family check of a gateway against its route's destination or its address (6 naming the field).</summary>
+    public static void CheckFamily(string field, IPAddress? address, AddressFamily family)
     {
         if (address is not null && address.AddressFamily != family)
             throw new CniException(CniErrorCode.DecodeFailure,
-                $"{n.Child(name)} {address} is not in the same address family as the destination/address beside it");
+                $"{field} {address} is not in the same address family as the destination/address beside it");
     }
 
     static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;

@@ -49,6 +49,9 @@ public sealed class ClusterAgentIpam : IIpam, IConflictMarking
             throw;
         }
         var held = Read(answer, "ADD");
+        // The plugin refuses an IPAM result without addresses (7); the standalone ipvlan-cni-ipam must too.
+        if (held.Ips.Count == 0)
+            throw new CniException(CniErrorCode.InvalidNetworkConfig, $"{TypeName}: the agent answered ADD with no addresses (agent result.ips is empty)");
         var dns = _config.HostLocal.ResolvConf is { } path ? ResolvConf.Parse(path) : new CniDns();
         return held with { Routes = [.. _config.HostLocal.Routes], Dns = dns };
     }

@@ -29,7 +29,7 @@ internal static class IpamJson
     {
         if (!TryGet(obj, name, out var v))
             return null;
-        return v.ValueKind == JsonValueKind.String ? v.GetString() : throw WrongType($"{path}.{name}", "a string", v);
+        return v.ValueKind == JsonValueKind.String ? CniConfigReader.ReadString(v, $"{path}.{name}") : throw WrongType($"{path}.{name}", "a string", v);
     }
 
     public static JsonElement? GetObject(JsonElement obj, string name, string path)
@@ -52,7 +52,7 @@ internal static class IpamJson
         int i = 0;
         foreach (var e in GetArray(obj, name, path))
         {
-            list.Add(e.ValueKind == JsonValueKind.String ? e.GetString()! : throw WrongType($"{path}.{name}[{i}]", "a string", e));
+            list.Add(e.ValueKind == JsonValueKind.String ? CniConfigReader.ReadString(e, $"{path}.{name}[{i}]") : throw WrongType($"{path}.{name}[{i}]", "a string", e));
             i++;
         }
         return list;
@@ -90,10 +90,13 @@ internal static class IpamJson
             if (r.ValueKind != JsonValueKind.Object)
                 throw WrongType(rp, "an object", r);
             var dst = GetString(r, "dst", rp) ?? throw Invalid($"{rp}.dst", "missing");
-            var gw = GetString(r, "gw", rp);
-            routes.Add(new CniRoute(ParseCidr(dst, $"{rp}.dst"))
+            var gwText = GetString(r, "gw", rp);
+            var destination = ParseCidr(dst, $"{rp}.dst");
+            var gw = gwText is null ? null : ParseIp(gwText, $"{rp}.gw");
+            CniResultJson.CheckFamily($"{rp}.gw", gw, destination.Family);
+            routes.Add(new CniRoute(destination)
             {
-                Gateway = gw is null ? null : ParseIp(gw, $"{rp}.gw"),
+                Gateway = gw,
                 Mtu = GetInt(r, "mtu", rp),
                 AdvMss = GetInt(r, "advmss", rp),
                 Priority = GetInt(r, "priority", rp),

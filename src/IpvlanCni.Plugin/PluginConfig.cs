@@ -40,7 +40,7 @@ public sealed record PluginConfig
     public Deadlines Timeouts { get; init; } = new();
 
     public string? IpamType => Ipam is { } ipam && ipam.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String
-        ? type.GetString()
+        ? CniConfigReader.ReadString(type, "ipam.type")
         : null;
 
     /// <summary>Host-side state (host access or egress through the node) is configured.</summary>

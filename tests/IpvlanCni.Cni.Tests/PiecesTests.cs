@@ -159,6 +159,38 @@ public class ConfigReaderTests
         Assert.Contains("b[1]", Assert.Throws<CniException>(() => root.GetStringArray("b")).Message);
     }
 
+    // GetString throws InvalidOperationException for these; every read must turn that into 6 naming the field.
+    [Theory]
+    [InlineData("""{"name":"\ud800"}""", "name")]
+    [InlineData("""{"name":"a\udfffb"}""", "name")]
+    [InlineData("""{"ipam":{"node":"\ud800"}}""", "ipam.node")]
+    [InlineData("""{"list":["ok","\udc00"]}""", "list[1]")]
+    public void LoneSurrogateEscapeIsDecodeFailureNamingTheField(string json, string field)
+    {
+        var root = Parse(json);
+        var e = Assert.Throws<CniException>(() => field switch
+        {
+            "name" => root.GetString("name"),
+            "ipam.node" => root.GetObject("ipam")!.Value.GetRequiredString("node"),
+            _ => string.Join(",", root.GetStringArray("list")),
+        });
+        Assert.Equal(CniErrorCode.DecodeFailure, e.Code);
+        Assert.StartsWith($"{field} holds an escape of a lone UTF-16 surrogate", e.Message);
+    }
+
+    [Fact]
+    public void PairedSurrogateEscapeIsText() =>
+        Assert.Equal("\U0001F600", Parse("""{"name":"\ud83d\ude00"}""").GetString("name"));
+
+    [Fact]
+    public void LoneSurrogateInAResultIsDecodeFailure()
+    {
+        var e = Assert.Throws<CniException>(() => CniResultJson.Parse(Encoding.UTF8.GetBytes(
+            """{"cniVersion":"1.0.0","ips":[{"address":"10.1.1.2/24"}],"dns":{"domain":"\ud800"}}""")));
+        Assert.Equal(CniErrorCode.DecodeFailure, e.Code);
+        Assert.Contains("domain", e.Message);
+    }
+
     [Fact]
     public void InvalidHelperNamesNothingByItself()
     {
