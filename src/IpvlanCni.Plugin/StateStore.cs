@@ -237,7 +237,19 @@ public sealed class StateStore : IDisposable
         try
         {
             foreach (string name in AttachmentLocks.ListNames())
-                FileLock.TryAcquireRemovable(AttachmentLocks, name, TimeSpan.Zero)?.Dispose();
+            {
+                // Only names we make (64 hex digits), and only regular files: anything else put there is not ours.
+                if (name.Length != 64 || name.AsSpan().IndexOfAnyExcept("0123456789abcdef") >= 0)
+                    continue;
+                try
+                {
+                    FileLock.TryAcquireRemovable(AttachmentLocks, name, TimeSpan.Zero)?.Dispose();
+                }
+                catch (UnsafePathException)
+                {
+                    // Not a regular file: left alone, and no reason to fail the whole GC.
+                }
+            }
         }
         catch (UnsafePathException e)
         {

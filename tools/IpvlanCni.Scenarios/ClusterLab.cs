@@ -60,7 +60,10 @@ public sealed class ClusterLab : IDisposable
             {
                 StartEtcd();
                 foreach (var node in _nodes)
+                {
+                    WaitForEtcdFrom(node);
                     StartAgent(node);
+                }
             }
         }
         catch
@@ -242,7 +245,22 @@ public sealed class ClusterLab : IDisposable
         }
     }
 
-    /// <summary>GET /health on the client URL, from inside the wire namespace (the thread that runs this is there).</summary>
+    /// <summary>
+    /// Until etcd answers /health across the wire from the node's own namespace, not only on the bridge itself: the
+    /// first ADD of a fresh lab (twice in about eight clean runs) found etcd silent from a node for more than 20 s.
+    /// </summary>
+    void WaitForEtcdFrom(ClusterNode node)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!node.Namespace.Run(EtcdHealthy))
+        {
+            if (deadline.Elapsed > TimeSpan.FromSeconds(60))
+                throw new TimeoutException($"etcd at {EtcdEndpoint} did not answer from {node.Name} within 60 s:\n{OutputOf(Etcd!)}");
+            Thread.Sleep(100);
+        }
+    }
+
+    /// <summary>GET /health on the client URL, from inside the namespace the thread that runs this is in.</summary>
     bool EtcdHealthy()
     {
         try

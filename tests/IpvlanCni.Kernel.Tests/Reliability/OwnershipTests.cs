@@ -401,6 +401,32 @@ public class OwnershipTests : KernelTest
         NodeSnapshot.Take(cni, pod).AssertSameAs(before, "the race and its last DEL");
     }
 
+    /// <summary>
+    /// GC takes up the attachment locks killed calls left (a regular file under a lock's name that nobody holds) and
+    /// leaves everything else in that folder alone without failing: a FIFO or folder under a lock's name, another name.
+    /// </summary>
+    [Fact]
+    public void Gc_removes_abandoned_attachment_locks_and_leaves_what_is_not_one()
+    {
+        using var node = new TestNode();
+        var cni = new PluginRunner(node);
+        var config = cni.Config("locks", "10.10.0.0/24");
+        var pod = node.AddPod();
+        cni.Add(config, pod, "c1").Succeeded(); // creates the node's attachment-locks folder
+        cni.Del(config, pod, "c1").Succeeded();
+        string folder = $"{cni.NodeStateDir}/attachment-locks";
+        string abandoned = $"{folder}/{new string('a', 64)}", fifo = $"{folder}/{new string('b', 64)}", dir = $"{folder}/{new string('c', 64)}", other = $"{folder}/other";
+        File.WriteAllBytes(abandoned, []);
+        File.WriteAllBytes(other, []);
+        Directory.CreateDirectory(dir);
+        Assert.Equal(0, Programs.Run(node.Namespace, "/usr/bin/mkfifo", [fifo]).ExitCode);
+
+        cni.Run("GC", GcList(config), "", "", "").Succeeded("GC beside entries that are not locks");
+        Assert.False(File.Exists(abandoned), "GC left an abandoned lock");
+        Assert.True(File.Exists(other) && Directory.Exists(dir) && File.Exists(fifo), "GC removed something that is not a lock of ours");
+        cni.Run("GC", GcList(config), "", "", "").Succeeded("the next GC too");
+    }
+
     /// <summary>A delegate that forks a child which keeps stdout open (as the reference dhcp daemon may) has answered when it exits.</summary>
     [Fact]
     public void A_delegated_ipam_that_leaves_a_child_holding_stdout_answers_add_before_its_deadline()
